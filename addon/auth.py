@@ -1,0 +1,317 @@
+"""Antigravity Tools' local-proxy auth layer, as a mitmproxy addon.
+
+    mitmdump -s addon/auth.py                      # reads ./config.yaml, serves 127.0.0.1:8045
+    mitmdump -s addon/auth.py --set auth_config=other.yaml
+
+This file only adapts flows to the pure pieces beside it (authgate/): the
+decision, the settings snapshot and the explanations. See README.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Optional
+
+from mitmproxy import ctx, exceptions, http
+from mitmproxy.proxy import server_hooks
+
+from authgate import explain
+from authgate.decision import KEY_HEADERS, MODES, RequestView, decide
+from authgate.settings import (ConfigError, FileConfig, Overrides, Settings, fingerprint,
+                               generate_key, merge, read_config, write_key)
+
+log = logging.getLogger("authgate")
+
+DEFAULT_CONFIG = str(Path(__file__).resolve().parent.parent / "config.yaml")
+EMPTY_KEY_LOG = "Proxy auth is enabled but api_key is empty; denying request"
+DENIED_MARKER = ":no_entry:"
+RELOAD_INTERVAL = 1.0  # seconds between config.yaml checks while idle
+PROBE_TIMEOUT = 3.0  # seconds to wait for an upstream that is not known to be up
+# An upstream that answered within this many seconds is taken as up: no probe.
+# Past it, one TCP connect first, so a dead upstream gets our JSON 502 rather
+# than mitmproxy's HTML one (which no hook can replace).
+UPSTREAM_FRESH = 1.0
+CORS = {"access-control-allow-origin": "*"}
+_KEY_HEADER_NAMES = frozenset(name.lower().encode() for name in KEY_HEADERS)
+_OPTIONS = ("auth_config", "auth_mode", "auth_api_key", "auth_allow_lan_access",
+            "auth_port", "auth_upstream")
+
+
+def _json_response(status: int, body: dict, **headers: str) -> http.Response:
+    return http.Response.make(status, json.dumps(body).encode(),
+                              {"content-type": "application/json", **CORS, **headers})
+
+
+class AuthGate:
+    def __init__(self) -> None:
+        self.file: FileConfig | None = None  # last good config.yaml
+        self.settings: Settings | None = None  # the snapshot in force
+        self.explain = True
+        self.passed = 0
+        self.denied = 0
+        self._stamp: tuple | None = None  # config.yaml's (mtime, size, inode) when last read
+        self._config_path = ""
+        self._user_listen: tuple[bool, str, int | None] | None = None
+        self._upstream_seen: dict[tuple[str, int], float] = {}  # address -> monotonic time it last answered
+        self._stash: dict[str, tuple[list, str]] = {}  # flow id -> (key headers removed, original path)
+        self._watcher: asyncio.Task | None = None
+
+    # ------------------------------------------------------------ options
+
+    def load(self, loader) -> None:
+        loader.add_option("auth_config", str, DEFAULT_CONFIG,
+                          "The config.yaml to read (proxy.* and upstream.url); edits apply to the next request.")
+        loader.add_option("auth_mode", Optional[str], None,
+                          "Override proxy.auth_mode: off, strict, all_except_health or auto.",
+                          choices=MODES)
+        loader.add_option("auth_api_key", Optional[str], None, "Override proxy.api_key.")
+        loader.add_option("auth_allow_lan_access", Optional[str], None,
+                          "Override proxy.allow_lan_access: true or false.", choices=("true", "false"))
+        loader.add_option("auth_port", Optional[int], None, "Override proxy.port (0 picks a free port).")
+        loader.add_option("auth_upstream", Optional[str], None, "Override upstream.url.")
+        loader.add_option("auth_explain", bool, True,
+                          "Explain each 401 in a JSON body; false gives the original's bare 401.")
+
+    def configure(self, updated: set[str]) -> None:
+        if self._user_listen is None:
+            # Flags the user gave explicitly win over config.yaml.
+            opts = ctx.options
+            self._user_listen = (opts.mode != ["regular"], opts.listen_host, opts.listen_port)
+        if "auth_explain" in updated:
+            self.explain = ctx.options.auth_explain
+        if self.file is None or "auth_config" in updated:
+            path = os.path.abspath(os.path.expanduser(ctx.options.auth_config))
+            try:
+                file, stamp = self._read(path, self._overrides())
+            except ConfigError as e:
+                raise exceptions.OptionsError(str(e)) from None
+            self.file, self._stamp, self._config_path = file, stamp, path
+            self._install(self._merge(self.file), "loaded")
+        elif updated & set(_OPTIONS):
+            self._install(self._merge(self.file), "options changed")
+
+    def _overrides(self) -> Overrides:
+        opts = ctx.options
+        lan = opts.auth_allow_lan_access
+        if lan not in (None, "true", "false"):
+            raise exceptions.OptionsError(
+                f"option auth_allow_lan_access: {lan!r} is not true or false. Fix: --set auth_allow_lan_access=true")
+        return Overrides(auth_mode=opts.auth_mode, api_key=opts.auth_api_key,
+                         allow_lan_access=None if lan is None else lan == "true",
+                         port=opts.auth_port, upstream=opts.auth_upstream)
+
+    def _merge(self, file: FileConfig) -> Settings:
+        try:
+            return merge(file, self._overrides(), self._config_path)
+        except ConfigError as e:
+            raise exceptions.OptionsError(str(e)) from None
+
+    def _read(self, path: str, over: Overrides) -> tuple[FileConfig, tuple]:
+        """Read config.yaml; a missing api_key is generated once and written back."""
+        stamp = _stamp(path)
+        file = read_config(path)
+        if file.api_key is None and over.api_key is None:
+            key = generate_key()
+            write_key(path, key)
+            log.warning(f"{path}: proxy.api_key was missing; generated {fingerprint(key)} and saved it there")
+            stamp = _stamp(path)
+            file = read_config(path)
+        return file, stamp
+
+    def _install(self, new: Settings, why: str) -> None:
+        old, self.settings = self.settings, new
+        if old != new:
+            log.info(f"auth gate ({why}): {describe(new)}")
+        self._bind()
+
+    def _bind(self) -> None:
+        """Serve on the configured port and host; a change rebinds the listener."""
+        user_mode, user_host, user_port = self._user_listen
+        if user_mode:
+            return
+        s = self.settings
+        host = user_host or s.listen_host
+        port = user_port if user_port is not None else s.port
+        # Reverse mode: never an open forward proxy. Lazy: /healthz and 401s
+        # answer even when the upstream is down.
+        spec = f"reverse:{s.upstream.origin}@{host}:{port}"
+        if ctx.options.mode != [spec]:
+            ctx.options.update(mode=[spec], connection_strategy="lazy")
+
+    # ------------------------------------------------------------ hot reload
+
+    def running(self) -> None:
+        self._watcher = asyncio.get_running_loop().create_task(self._watch())
+
+    def done(self) -> None:
+        if self._watcher:
+            self._watcher.cancel()
+
+    async def _watch(self) -> None:
+        # Requests check the file too; this catches edits while idle (a port
+        # change rebinds at once, a bad edit is reported at once).
+        while True:
+            await asyncio.sleep(RELOAD_INTERVAL)
+            self.reload_if_changed()
+
+    def reload_if_changed(self) -> None:
+        path = self._config_path
+        stamp = _stamp(path)
+        if stamp == self._stamp:
+            return
+        self._stamp = stamp
+        keeping = f"keeping the last good config ({describe(self.settings)})"
+        if stamp is None:
+            log.error(f"{path}: the file is gone; {keeping}")
+            return
+        try:
+            file, self._stamp = self._read(path, self._overrides())
+            new = merge(file, self._overrides(), path)
+        except (ConfigError, exceptions.OptionsError) as e:
+            log.error(f"{e} — {keeping}")
+            return
+        except OSError as e:
+            log.error(f"{path}: cannot be read ({e}); {keeping}")
+            return
+        self.file = file
+        self._install(new, f"{os.path.basename(path)} changed")
+
+    # ------------------------------------------------------------ hooks
+
+    async def request(self, flow: http.HTTPFlow) -> None:
+        if flow.response or flow.error:
+            return
+        self.reload_if_changed()
+        s = self.settings
+        req = flow.request
+        if req.http_version.startswith("HTTP/1") and req.authority:
+            # Absolute-form (GET http://elsewhere/ HTTP/1.1) would reach any host.
+            flow.response = _json_response(400, {"error": {
+                "message": f"Absolute-form request to {req.authority} refused: send origin-form "
+                           f"requests (GET /path) to this proxy; they go to {s.upstream.url}.",
+                "type": "invalid_request_error", "code": "not_a_forward_proxy"}})
+            return
+        d = decide(RequestView(req.method, req.path, req.headers.fields), s)
+        flow.metadata["auth"] = explain.detail(d)
+        flow.comment = explain.comment(d)
+        flow.marked = "" if d.allowed else DENIED_MARKER
+        if not d.allowed:
+            self.denied += 1
+            if d.reason == "empty_api_key":
+                log.error(EMPTY_KEY_LOG)
+            log.info(f"{flow.comment} — {req.method} {req.path}")
+            flow.response = self._denial(d, req.path)
+            return
+        self.passed += 1
+        if d.route == "upstream":
+            await self._forward(flow, s)
+        elif d.route == "preflight":
+            flow.response = http.Response.make(200, b"", {
+                **CORS,
+                "access-control-allow-methods": "GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS",
+                "access-control-allow-headers": req.headers.get("access-control-request-headers", "*"),
+                "access-control-max-age": "3600"})
+        elif d.route == "health":
+            flow.response = _json_response(200, {"status": "ok"})
+            if req.method == "HEAD":
+                flow.response.content = b""
+        else:
+            flow.response = _json_response(405, {"error": {"message": "/healthz answers GET and HEAD only",
+                                                           "type": "invalid_request_error"}}, allow="GET, HEAD")
+
+    def _denial(self, d, path: str) -> http.Response:
+        if not self.explain:  # the original: a bare 401, CORS header only
+            return http.Response.make(401, b"", CORS)
+        return http.Response.make(401, explain.denial_body(d, path), {
+            "content-type": "application/json", **CORS,
+            "www-authenticate": explain.www_authenticate(d)})
+
+    async def _forward(self, flow: http.HTTPFlow, s: Settings) -> None:
+        up = s.upstream
+        seen = self._upstream_seen.get((up.host, up.port), -UPSTREAM_FRESH)
+        if time.monotonic() - seen > UPSTREAM_FRESH and not await self._probe(up.host, up.port):
+            flow.response = _json_response(502, {"error": {
+                "message": f"Upstream {up.url} is unreachable (connection failed); the auth gate passed "
+                           f"this request but nothing answers there. Start the upstream or fix upstream.url.",
+                "type": "upstream_error", "code": "upstream_unreachable"}})
+            flow.comment += f" · upstream {up.url} unreachable"
+            return
+        req = flow.request
+        # The client's proxy key never reaches the upstream; it is put back on
+        # the flow when the response arrives, so mitmweb shows what the client
+        # sent and a replay is decided again on the same headers.
+        removed = [(n, v) for n, v in req.headers.fields if n.lower() in _KEY_HEADER_NAMES]
+        self._stash[flow.id] = (removed, req.path)
+        if removed:
+            for name in KEY_HEADERS:
+                req.headers.pop(name, None)
+        req.scheme, req.host, req.port = up.scheme, up.host, up.port
+        if up.prefix:
+            req.path = up.prefix + req.path
+
+    async def _probe(self, host: str, port: int) -> bool:
+        """Can we connect? Asked only while the upstream is not known to be up."""
+        try:
+            _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), PROBE_TIMEOUT)
+        except (OSError, asyncio.TimeoutError):
+            return False
+        writer.close()
+        self._upstream_seen[(host, port)] = time.monotonic()
+        return True
+
+    def server_connected(self, data: server_hooks.ServerConnectionHookData) -> None:
+        if data.server.address:
+            self._upstream_seen[tuple(data.server.address[:2])] = time.monotonic()
+
+    def server_connect_error(self, data: server_hooks.ServerConnectionHookData) -> None:
+        if data.server.address:
+            self._upstream_seen.pop(tuple(data.server.address[:2]), None)
+
+    def responseheaders(self, flow: http.HTTPFlow) -> None:
+        headers = flow.response.headers
+        if "access-control-allow-origin" not in headers:
+            headers["access-control-allow-origin"] = "*"
+        # Server-sent events go through as they come, not buffered.
+        if headers.get("content-type", "").startswith("text/event-stream"):
+            flow.response.stream = True
+
+    def response(self, flow: http.HTTPFlow) -> None:
+        if self._restore(flow):  # forwarded, so the upstream just answered
+            self._upstream_seen[(flow.request.host, flow.request.port)] = time.monotonic()
+
+    def error(self, flow: http.HTTPFlow) -> None:
+        self._restore(flow)
+
+    def _restore(self, flow: http.HTTPFlow) -> bool:
+        stash = self._stash.pop(flow.id, None)
+        if stash is None:
+            return False
+        removed, path = stash
+        flow.request.path = path
+        for name, value in removed:
+            flow.request.headers.fields += ((name, value),)
+        return True
+
+
+def _stamp(path: str) -> tuple | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_size, st.st_ino
+
+
+def describe(s: Settings) -> str:
+    """One line about a snapshot: never the key, only its fingerprint."""
+    mode = s.auth_mode if s.auth_mode == s.effective_mode else f"{s.auth_mode} → {s.effective_mode}"
+    over = f", options override {', '.join(s.overridden)}" if s.overridden else ""
+    return (f"mode {mode} (allow_lan_access={str(s.allow_lan_access).lower()}), "
+            f"api_key {fingerprint(s.api_key)}, upstream {s.upstream.url}, port {s.port}{over}")
+
+
+addons = [AuthGate()]

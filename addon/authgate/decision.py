@@ -1,0 +1,194 @@
+"""The auth layer's decision, as a pure function.
+
+`decide(view, policy)` reproduces Antigravity Tools' `auth_middleware()`:
+OPTIONS bypass, effective mode (auto through allow_lan_access), the /healthz
+exemption, denial when api_key is empty, then the key read from the first
+present header among Authorization, x-api-key, x-goog-api-key.
+
+No mitmproxy import: plain values in, a frozen record out, so it is
+table-tested row by row and costs microseconds per request.
+"""
+
+from __future__ import annotations
+
+import hmac
+import re
+from dataclasses import dataclass
+from typing import Protocol
+
+MODES = ("off", "strict", "all_except_health", "auto")
+HEALTH_PATH = "/healthz"
+
+# Priority order of the key headers; names as the FAQ writes them.
+KEY_HEADERS = ("Authorization", "x-api-key", "x-goog-api-key")
+_KEY_HEADERS_LOWER = {name.lower(): name for name in KEY_HEADERS}
+_BEARER = b"Bearer "
+
+# The http crate's HeaderValue::to_str() accepts only visible ASCII and tab;
+# anything else makes the original treat the header as absent.
+_NOT_VISIBLE_ASCII = re.compile(rb"[^\t\x20-\x7e]")
+
+
+class Policy(Protocol):
+    """The slice of the settings the decision reads."""
+
+    auth_mode: str
+    allow_lan_access: bool
+    api_key: str
+
+
+@dataclass(frozen=True, slots=True)
+class RequestView:
+    method: str
+    path: str  # origin-form request target, query string included
+    headers: tuple[tuple[bytes, bytes], ...]  # raw (name, value) pairs in wire order
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    allowed: bool
+    # What answers an allowed request: "preflight", "health" (the proxy's own
+    # GET/HEAD /healthz route), "method_not_allowed" (/healthz, other method)
+    # or "upstream". Denied requests get "denied".
+    route: str
+    configured_mode: str
+    effective_mode: str
+    allow_lan_access: bool
+    auth_required: bool
+    # reason code: preflight, auth_off, health_exempt, key_ok, empty_api_key,
+    # missing, non_ascii, empty_value, bearer_no_space, bearer_lowercase,
+    # bearer_extra_space, mismatch
+    reason: str
+    winner: str | None  # the key header that was read, None when none was usable
+    # How the winner's value became the key: "bearer" (prefix stripped),
+    # "whole" (Authorization without the exact "Bearer " prefix), "plain".
+    key_form: str | None
+    # Each key header's fate: "absent", "non_ascii" (skipped), "won", "ignored".
+    headers: tuple[tuple[str, str], ...]
+    # An ignored header that holds the right key: the FAQ's priority pitfall.
+    shadowed: str | None
+    presented: bytes | None  # the key read from the winner; never log it whole
+
+    @property
+    def ignored(self) -> tuple[str, ...]:
+        return tuple(name for name, state in self.headers if state == "ignored")
+
+    @property
+    def skipped(self) -> tuple[str, ...]:
+        return tuple(name for name, state in self.headers if state == "non_ascii")
+
+
+def effective_mode(auth_mode: str, allow_lan_access: bool) -> str:
+    """`auto` is not a policy of its own: it follows allow_lan_access."""
+    if auth_mode == "auto":
+        return "all_except_health" if allow_lan_access else "off"
+    return auth_mode
+
+
+def is_health_path(path: str) -> bool:
+    """The exact path /healthz; the query string does not count."""
+    return path.partition("?")[0] == HEALTH_PATH
+
+
+def _route(method: str, path: str) -> str:
+    if not is_health_path(path):
+        return "upstream"
+    return "health" if method in ("GET", "HEAD") else "method_not_allowed"
+
+
+def _first_values(headers: tuple[tuple[bytes, bytes], ...]) -> dict[str, bytes]:
+    """First value of each key header present (names are case-insensitive)."""
+    found: dict[str, bytes] = {}
+    for name, value in headers:
+        canonical = _KEY_HEADERS_LOWER.get(name.decode("latin-1").lower())
+        if canonical is not None and canonical not in found:
+            found[canonical] = value
+    return found
+
+
+def _read_key(found: dict[str, bytes]):
+    """The original's extraction chain: the first usable header wins."""
+    states: list[tuple[str, str]] = []
+    winner = key = form = None
+    for name in KEY_HEADERS:
+        value = found.get(name)
+        if value is None:
+            states.append((name, "absent"))
+        elif winner is not None:
+            states.append((name, "ignored"))
+        elif _NOT_VISIBLE_ASCII.search(value):
+            states.append((name, "non_ascii"))
+        else:
+            states.append((name, "won"))
+            winner = name
+            if name != "Authorization":
+                key, form = value, "plain"
+            elif value.startswith(_BEARER):
+                key, form = value[len(_BEARER):], "bearer"
+            else:
+                key, form = value, "whole"
+    return winner, key, form, tuple(states)
+
+
+def _failure_reason(key: bytes, form: str) -> str:
+    """Why a presented key that does not match failed, by its shape."""
+    if form == "whole":
+        if key.strip() in (b"", b"Bearer"):
+            return "empty_value"
+        if key[:7].lower() == b"bearer " or key.lower() == b"bearer":
+            return "bearer_lowercase"
+        if key.startswith(b"Bearer"):
+            return "bearer_no_space"
+        return "mismatch"
+    if not key.strip():
+        return "empty_value"
+    if form == "bearer" and key[:1] in (b" ", b"\t"):
+        return "bearer_extra_space"
+    return "mismatch"
+
+
+def decide(view: RequestView, policy: Policy) -> Decision:
+    mode = policy.auth_mode
+    lan = policy.allow_lan_access
+    effective = effective_mode(mode, lan)
+
+    def allow(route: str, reason: str, required: bool, **read) -> Decision:
+        return Decision(True, route, mode, effective, lan, required, reason,
+                        read.get("winner"), read.get("form"),
+                        read.get("states", ()), None, read.get("key"))
+
+    # CORS preflight passes whatever the mode, before anything else.
+    if view.method == "OPTIONS":
+        return allow("preflight", "preflight", False)
+    route = _route(view.method, view.path)
+    if effective == "off":
+        return allow(route, "auth_off", False)
+    if effective == "all_except_health" and route != "upstream":
+        return allow(route, "health_exempt", False)
+
+    found = _first_values(view.headers)
+    winner, key, form, states = _read_key(found)
+    expected = policy.api_key.encode("ascii")
+
+    def deny(reason: str) -> Decision:
+        shadowed = None
+        if expected:
+            for name, state in states:
+                if state == "ignored" and _matches(found[name], expected):
+                    shadowed = name
+                    break
+        return Decision(False, "denied", mode, effective, lan, True, reason,
+                        winner, form, states, shadowed, key)
+
+    if not expected:
+        return deny("empty_api_key")
+    if key is None:
+        return deny("non_ascii" if found else "missing")
+    if _matches(key, expected):
+        return allow(route, "key_ok", True, winner=winner, form=form, states=states, key=key)
+    return deny(_failure_reason(key, form))
+
+
+def _matches(presented: bytes, expected: bytes) -> bool:
+    # Constant time: the comparison must not tell an attacker how much matched.
+    return hmac.compare_digest(presented, expected)

@@ -1,0 +1,25 @@
+# Antigravity auth gate: `just --list` shows the recipes.
+set positional-arguments
+
+python := env_var_or_default("PYTHON", "python3")
+
+# Install what the gate, the tests and the benchmark need (PyPI only).
+install:
+    {{python}} -m pip install -r requirements.txt
+
+# The gate on 127.0.0.1:8045 (config.yaml), with the echo upstream on upstream.url.
+run *ARGS:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    {{python}} addon/echo_upstream.py --config config.yaml &
+    upstream=$!
+    trap 'kill $upstream 2>/dev/null || true' EXIT
+    mitmdump -s addon/auth.py "$@"
+
+# Run the test suite (unit, addon and end-to-end with real mitmdump).
+test *ARGS:
+    {{python}} -m pytest "$@"
+
+# Decision cost, and mitmdump with the gate against bare mitmdump, side by side.
+bench *ARGS:
+    {{python}} tests/bench.py "$@"
