@@ -21,7 +21,7 @@ class Reason(NamedTuple):
 
 
 REASONS: dict[str, Reason] = {
-    "preflight": Reason("OPTIONS preflight bypasses auth",
+    "preflight": Reason("OPTIONS bypasses auth",
                         "CORS preflight requests pass in every mode.", ""),
     "auth_off": Reason("auth off", "The effective auth mode is off: every request passes.", ""),
     "health_exempt": Reason("/healthz exempt",

@@ -1,0 +1,276 @@
+"""The mitmproxy adapter, with mitmproxy's own test helpers (taddons, tflow)."""
+
+import json
+import logging
+import os
+import re
+import socket
+
+import pytest
+from mitmproxy import exceptions
+from mitmproxy.addons import proxyserver
+from mitmproxy.test import taddons, tflow, tutils
+
+import auth
+from authgate.settings import read_config
+
+KEY = "sk-0123456789abcdef0123456789abcdef"
+
+
+@pytest.fixture
+def upstream():
+    """A listening loopback socket: enough for the gate's reachability probe."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen(16)
+    yield s.getsockname()[1]
+    s.close()
+
+
+def closed_port() -> int:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def write(path, mode="strict", key=KEY, lan=False, port=8045, upstream_port=8046, prefix=""):
+    lines = ["proxy:", f"  port: {port}", f"  allow_lan_access: {str(lan).lower()}", f"  auth_mode: {mode}"]
+    if key is not None:
+        lines.append(f'  api_key: "{key}"')
+    lines += ["upstream:", f"  url: http://127.0.0.1:{upstream_port}{prefix}", ""]
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text("\n".join(lines))
+    os.replace(tmp, path)  # a new inode: the reload check sees the edit at once
+    return path
+
+
+@pytest.fixture
+def config(tmp_path, upstream):
+    return write(tmp_path / "config.yaml", upstream_port=upstream)
+
+
+@pytest.fixture
+def gate(config):
+    addon = auth.AuthGate()
+    with taddons.context(proxyserver.Proxyserver(), addon) as tctx:
+        tctx.configure(addon, auth_config=str(config))
+        addon.tctx = tctx
+        yield addon
+
+
+def req_flow(path="/v1/models", method="GET", headers=()):
+    f = tflow.tflow(req=tutils.treq(method=method.encode(), path=path.encode(), authority=b"",
+                                    host="127.0.0.1", port=8046, headers=()))
+    headers = [("Host", "127.0.0.1:8045"), *headers]  # as every HTTP/1.1 client sends
+    f.request.headers.fields = tuple((n.encode(), v if isinstance(v, bytes) else v.encode()) for n, v in headers)
+    return f
+
+
+async def send(gate, *args, **kw):
+    f = req_flow(*args, **kw)
+    await gate.request(f)
+    return f
+
+
+# ---- options and listener
+
+def test_listens_where_the_config_says(gate):
+    assert gate.settings.auth_mode == "strict"
+    opts = gate.tctx.options
+    assert opts.mode == [f"reverse:http://127.0.0.1:{gate.settings.upstream.port}@127.0.0.1:8045"]
+    assert opts.connection_strategy == "lazy"
+
+
+def test_lan_access_binds_all_interfaces_and_port_change_rebinds(gate, config, upstream):
+    write(config, lan=True, port=9000, upstream_port=upstream)
+    gate.reload_if_changed()
+    assert gate.tctx.options.mode == [f"reverse:http://127.0.0.1:{upstream}@0.0.0.0:9000"]
+
+
+def test_explicit_flags_win_over_the_file(config):
+    addon = auth.AuthGate()
+    with taddons.context(proxyserver.Proxyserver(), addon) as tctx:
+        tctx.options.update(listen_host="127.0.0.2", listen_port=7000)
+        tctx.configure(addon, auth_config=str(config))
+        assert tctx.options.mode[0].endswith("@127.0.0.2:7000")
+    addon = auth.AuthGate()
+    with taddons.context(proxyserver.Proxyserver(), addon) as tctx:
+        tctx.options.update(mode=["reverse:http://127.0.0.1:1@5555"])
+        tctx.configure(addon, auth_config=str(config))
+        assert tctx.options.mode == ["reverse:http://127.0.0.1:1@5555"]
+
+
+def test_options_override_live_and_bad_values_roll_back(gate):
+    tctx = gate.tctx
+    tctx.configure(gate, auth_mode="off")
+    assert gate.settings.auth_mode == "off" and gate.settings.overridden == ("auth_mode",)
+    with pytest.raises(exceptions.OptionsError, match="auth_mode: 'bogus'.*off, strict"):
+        tctx.configure(gate, auth_mode="bogus")
+    assert gate.settings.auth_mode == "off" and tctx.options.auth_mode == "off"
+    with pytest.raises(exceptions.OptionsError, match="auth_allow_lan_access"):
+        tctx.configure(gate, auth_allow_lan_access="yes")
+    tctx.configure(gate, auth_allow_lan_access="true", auth_mode="auto")
+    assert gate.settings.effective_mode == "all_except_health"
+    tctx.configure(gate, auth_api_key="sk-other")
+    assert gate.settings.api_key == "sk-other"
+
+
+def test_invalid_config_at_start_is_an_options_error(tmp_path):
+    path = tmp_path / "config.yaml"
+    path.write_text("proxy:\n  auth_mode: sometimes\n")
+    addon = auth.AuthGate()
+    with taddons.context(proxyserver.Proxyserver(), addon) as tctx:
+        with pytest.raises(exceptions.OptionsError, match=re.escape(str(path)) + ": proxy.auth_mode: .*Fix"):
+            tctx.configure(addon, auth_config=str(path))
+
+
+def test_missing_key_is_generated_written_back_and_kept(tmp_path, caplog):
+    path = write(tmp_path / "config.yaml", key=None)
+    addon = auth.AuthGate()
+    caplog.set_level(logging.INFO)
+    with taddons.context(proxyserver.Proxyserver(), addon) as tctx:
+        tctx.configure(addon, auth_config=str(path))
+        key = addon.settings.api_key
+        assert re.fullmatch(r"sk-[0-9a-f]{32}", key)
+        assert read_config(path).api_key == key
+        addon.reload_if_changed()
+        assert addon.settings.api_key == key  # kept, not generated again
+    assert key not in caplog.text and key[-4:] in caplog.text
+
+
+# ---- the request hook
+
+async def test_denial_is_a_crafted_401_with_comment_marker_and_metadata(gate):
+    f = await send(gate, headers=[("Authorization", "Bearer sk-old"), ("x-api-key", KEY)])
+    assert f.response.status_code == 401
+    assert f.response.headers["www-authenticate"] == 'Bearer realm="antigravity-proxy", error="invalid_token"'
+    assert f.response.headers["access-control-allow-origin"] == "*"
+    body = json.loads(f.response.content)
+    assert "x-api-key holds the right key" in body["error"]["message"]
+    assert f.comment == ("401 · strict · Authorization won (x-api-key ignored) · key mismatch · "
+                         "shadowed a correct x-api-key")
+    assert f.marked == ":no_entry:"
+    meta = f.metadata["auth"]
+    assert (meta["outcome"], meta["winner"], meta["ignored"], meta["reason"]) == (
+        "deny", "Authorization", ["x-api-key"], "mismatch")
+    assert gate.denied == 1 and gate.passed == 0
+
+
+async def test_bare_401_when_explanations_are_off(gate):
+    gate.tctx.configure(gate, auth_explain=False)
+    f = await send(gate)
+    assert (f.response.status_code, f.response.content) == (401, b"")
+    assert "www-authenticate" not in f.response.headers
+    assert f.comment.startswith("401 · strict")  # the flow still says why
+
+
+async def test_pass_rewrites_to_upstream_strips_keys_and_restores_them(gate, config, upstream):
+    write(config, upstream_port=upstream, prefix="/base")
+    f = await send(gate, "/v1/models?x=1", headers=[("X-Api-Key", KEY), ("x-goog-api-key", "other"),
+                                                    ("accept", "application/json")])
+    assert f.response is None and f.comment == "pass · strict · x-api-key won (Authorization absent; " \
+                                               "x-goog-api-key ignored) · key ok"
+    r = f.request
+    assert (r.scheme, r.host, r.port, r.path) == ("http", "127.0.0.1", upstream, "/base/v1/models?x=1")
+    assert r.headers["host"] == f"127.0.0.1:{upstream}"
+    assert "x-api-key" not in r.headers and "x-goog-api-key" not in r.headers
+    assert f.marked == ""
+    f.response = tutils.tresp()
+    gate.responseheaders(f)
+    gate.response(f)
+    # mitmweb shows what the client sent, and a replay is decided on it again
+    assert r.path == "/v1/models?x=1" and r.headers["x-api-key"] == KEY
+    assert f.response.headers["access-control-allow-origin"] == "*"
+    await gate.request(f.copy())  # replay: decided again, same outcome
+
+
+async def test_replay_is_decided_under_current_settings(gate):
+    f = await send(gate, headers=[("x-api-key", "sk-wrong")])
+    assert f.response.status_code == 401
+    gate.tctx.configure(gate, auth_mode="off")
+    replay = f.copy()
+    replay.response = None
+    await gate.request(replay)
+    assert replay.response is None and replay.comment.startswith("pass · off") and replay.marked == ""
+
+
+async def test_preflight_health_and_405_are_answered_locally(gate):
+    f = await send(gate, "/v1/chat/completions", "OPTIONS",
+                   headers=[("access-control-request-headers", "authorization, content-type")])
+    h = f.response.headers
+    assert f.response.status_code == 200
+    assert (h["access-control-allow-origin"], h["access-control-max-age"]) == ("*", "3600")
+    assert h["access-control-allow-headers"] == "authorization, content-type"
+    assert "POST" in h["access-control-allow-methods"]
+    f = await send(gate, "/healthz", headers=[("Authorization", f"Bearer {KEY}")])
+    assert (f.response.status_code, json.loads(f.response.content)) == (200, {"status": "ok"})
+    f = await send(gate, "/healthz", "HEAD", headers=[("Authorization", f"Bearer {KEY}")])
+    assert (f.response.status_code, f.response.content) == (200, b"")
+    f = await send(gate, "/healthz", "DELETE", headers=[("Authorization", f"Bearer {KEY}")])
+    assert (f.response.status_code, f.response.headers["allow"]) == (405, "GET, HEAD")
+
+
+async def test_absolute_form_is_refused(gate):
+    f = tflow.tflow(req=tutils.treq(authority=b"example.com", host="example.com", port=80))
+    await gate.request(f)
+    assert f.response.status_code == 400
+    assert "example.com" in json.loads(f.response.content)["error"]["message"]
+    assert f.request.host == "example.com"  # nothing was rewritten, nothing forwarded
+
+
+async def test_unreachable_upstream_is_a_json_502(gate):
+    gate.tctx.configure(gate, auth_upstream=f"http://127.0.0.1:{closed_port()}")
+    f = await send(gate, headers=[("Authorization", f"Bearer {KEY}")])
+    assert f.response.status_code == 502
+    assert gate.settings.upstream.url in json.loads(f.response.content)["error"]["message"]
+    assert "unreachable" in f.comment
+
+
+async def test_empty_api_key_logs_the_originals_line(gate, config, upstream, caplog):
+    write(config, key="", upstream_port=upstream)
+    caplog.set_level(logging.INFO)
+    f = await send(gate, headers=[("Authorization", "Bearer anything")])
+    assert f.response.status_code == 401
+    assert "Proxy auth is enabled but api_key is empty; denying request" in caplog.messages
+
+
+# ---- hot reload
+
+async def test_edits_apply_to_the_next_request(gate, config, upstream):
+    assert (await send(gate, headers=[("x-api-key", "sk-new")])).response.status_code == 401
+    write(config, key="sk-new", upstream_port=upstream)
+    assert (await send(gate, headers=[("x-api-key", "sk-new")])).response is None
+    assert (await send(gate, headers=[("x-api-key", KEY)])).response.status_code == 401  # old key stops
+
+
+async def test_invalid_edit_keeps_the_last_good_config_and_says_so_once(gate, config, caplog):
+    caplog.set_level(logging.INFO)
+    config.write_text("proxy:\n  auth_mode: offf\n")
+    for _ in range(3):
+        f = await send(gate)
+        assert f.response.status_code == 401  # still strict
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1
+    assert errors[0].startswith(f"{config}: proxy.auth_mode: 'offf' is not an auth mode")
+    assert "keeping the last good config" in errors[0] and KEY not in errors[0]
+    config.unlink()
+    await send(gate)
+    assert "the file is gone; keeping the last good config" in caplog.text
+    assert gate.settings.auth_mode == "strict"
+
+
+async def test_option_overrides_survive_a_reload(gate, config, upstream):
+    gate.tctx.configure(gate, auth_mode="off")
+    write(config, mode="strict", key="sk-new", upstream_port=upstream)
+    f = await send(gate)
+    assert f.response is None and gate.settings.api_key == "sk-new" and gate.settings.auth_mode == "off"
+
+
+def test_script_loads_with_mitmproxys_loader(config):
+    with taddons.context() as tctx:
+        tctx.master.addons.add(proxyserver.Proxyserver())
+        sc = tctx.script(os.path.join(os.path.dirname(auth.__file__), "auth.py"))
+        tctx.configure(sc, auth_config=str(config))
+        assert "auth_mode" in tctx.options

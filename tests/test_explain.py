@@ -1,0 +1,135 @@
+"""The words: comment lines, 401 bodies in each SDK's dialect, traces. No key leaks."""
+
+import json
+from dataclasses import dataclass
+
+import pytest
+
+from authgate import explain
+from authgate.decision import RequestView, decide
+
+KEY = "sk-0123456789abcdef0123456789abcdef"
+
+
+@dataclass(frozen=True)
+class Policy:
+    auth_mode: str = "strict"
+    allow_lan_access: bool = False
+    api_key: str = KEY
+
+
+def run(*headers, method="GET", path="/v1/models", **policy):
+    d = decide(RequestView(method, path, tuple((n.encode(), v.encode("utf-8")) for n, v in headers)),
+               Policy(**policy))
+    return d
+
+
+@pytest.mark.parametrize("headers, policy, line", [
+    ((("x-api-key", "sk-wrong"),), {},
+     "401 · strict · x-api-key won (Authorization absent) · key mismatch"),
+    ((("Authorization", "Bearer sk-old"), ("x-api-key", KEY)), {},
+     "401 · strict · Authorization won (x-api-key ignored) · key mismatch · shadowed a correct x-api-key"),
+    ((("Authorization", f"Bearer{KEY}"),), {},
+     "401 · strict · Authorization won · no space after Bearer"),
+    ((("x-goog-api-key", KEY),), {},
+     "pass · strict · x-goog-api-key won (Authorization absent; x-api-key absent) · key ok"),
+    ((), {}, "401 · strict · no key header · key required"),
+    ((("Authorization", "Bearer \u201csk\u201d"),), {},
+     "401 · strict · no key header (Authorization non-ASCII, skipped) · non-ASCII key skipped"),
+    ((), {"api_key": ""}, "401 · strict · no key header · api_key is empty"),
+    ((), {"auth_mode": "auto"}, "pass · off · auth off (auto, allow_lan_access=false)"),
+    ((), {"auth_mode": "auto", "allow_lan_access": True},
+     "401 · all_except_health · no key header · key required"),
+])
+def test_comment_names_the_winning_header_and_why(headers, policy, line):
+    assert explain.comment(run(*headers, **policy)) == line
+
+
+def test_comment_for_local_answers():
+    assert explain.comment(run(method="OPTIONS")) == "200 · preflight · OPTIONS bypasses auth"
+    assert explain.comment(run(path="/healthz", auth_mode="all_except_health")) == \
+        "200 · all_except_health · /healthz exempt"
+    assert explain.comment(run(method="POST", path="/healthz", auth_mode="off")).startswith("405 · off")
+
+
+@pytest.mark.parametrize("headers, path, kind", [
+    ((("Authorization", "Bearer x"),), "/v1/chat/completions", "openai"),
+    ((), "/v1/models", "openai"),
+    ((("x-api-key", "x"),), "/v1/models", "anthropic"),
+    ((), "/v1/messages", "anthropic"),
+    ((("x-goog-api-key", "x"),), "/v1/models", "google"),
+    ((), "/v1beta/models/gemini:generateContent", "google"),
+    # the header that was read decides before the path does
+    ((("Authorization", "Bearer x"),), "/v1/messages", "openai"),
+])
+def test_401_body_speaks_the_clients_dialect(headers, path, kind):
+    d = run(*headers, path=path)
+    body = json.loads(explain.denial_body(d, path))
+    assert body["auth_gate"]["reason"] == d.reason
+    if kind == "anthropic":
+        assert body["type"] == "error" and body["error"]["type"] == "authentication_error"
+    elif kind == "google":
+        assert body["error"]["code"] == 401 and body["error"]["status"] == "UNAUTHENTICATED"
+    else:
+        assert body["error"]["code"] == "invalid_api_key" and body["error"]["type"] == "invalid_request_error"
+    assert "Fix: " in body["error"]["message"]
+
+
+@pytest.mark.parametrize("headers, policy, words", [
+    ((("Authorization", "Bearer sk-old"), ("x-api-key", KEY)), {},
+     ["Authorization won (x-api-key ignored)", "x-api-key holds the right key", "Remove Authorization"]),
+    ((("Authorization", f"Bearer{KEY}"),), {}, ["without a space", "Bearer <key>"]),
+    ((("Authorization", f"bearer {KEY}"),), {}, ["capital B"]),
+    ((("Authorization", f"Bearer  {KEY}"),), {}, ["exactly one space"]),
+    ((("Authorization", "Token abc"),), {}, ["no \"Bearer \" prefix, so its whole value was compared"]),
+    ((), {"api_key": ""}, ["proxy.api_key is empty", "non-empty proxy.api_key"]),
+    ((), {"auth_mode": "auto", "allow_lan_access": True},
+     ["auth_mode=auto with allow_lan_access=true resolves to all_except_health", "allow_lan_access off"]),
+    ((("Authorization", "Bearer \u201csk\u201d"),), {}, ["outside visible ASCII", "smart quotes"]),
+])
+def test_401_message_says_why_and_the_fix(headers, policy, words):
+    msg = explain.message(run(*headers, **policy))
+    for w in words:
+        assert w in msg
+
+
+def test_no_key_in_any_text():
+    # the configured key is in an ignored header, and presented in full elsewhere
+    cases = [
+        run(("Authorization", "Bearer sk-old"), ("x-api-key", KEY)),
+        run(("Authorization", f"Bearer{KEY}")),
+        run(("Authorization", f"Bearer  {KEY}")),
+        run(("x-api-key", KEY + "x")),
+        run(("x-api-key", KEY)),
+    ]
+    for d in cases:
+        texts = [explain.comment(d), explain.message(d), explain.denial_body(d, "/").decode(),
+                 json.dumps(explain.detail(d)), explain.trace(d, "GET", "/v1/models")]
+        for t in texts:
+            assert KEY not in t
+            assert KEY[3:-4] not in t  # not even the middle of it
+
+
+def test_www_authenticate_follows_rfc_6750():
+    assert explain.www_authenticate(run()) == 'Bearer realm="antigravity-proxy"'
+    assert explain.www_authenticate(run(("x-api-key", "bad"))) == \
+        'Bearer realm="antigravity-proxy", error="invalid_token"'
+
+
+def test_trace_walks_the_chain():
+    t = explain.trace(run(("Authorization", "Bearer sk-old"), ("x-api-key", KEY), auth_mode="auto",
+                          allow_lan_access=True), "GET", "/v1/models")
+    assert "effective mode: all_except_health (auth_mode=auto with allow_lan_access=true" in t
+    assert "Authorization: present, read (first present key header)" in t
+    assert "x-api-key: present, ignored" in t
+    assert "x-goog-api-key: absent" in t
+    assert "Bearer prefix: stripped" in t
+    assert "result: 401: key mismatch" in t
+    assert "fix: Remove Authorization" in t
+
+
+def test_every_reason_has_words():
+    for code, r in explain.REASONS.items():
+        assert r.label and r.why
+        if code not in ("preflight", "auth_off", "health_exempt", "key_ok"):
+            assert r.fix, code

@@ -1,0 +1,141 @@
+"""config.yaml parsing, option overrides, key generation and write-back."""
+
+import re
+
+import pytest
+
+from authgate.settings import (ConfigError, FileConfig, Overrides, fingerprint, generate_key, merge,
+                               parse_config, read_config, set_key_in_text, write_key)
+
+GOOD = """\
+# my proxy
+proxy:
+  port: 8045
+  allow_lan_access: false
+  auth_mode: strict   # keep this comment
+  api_key: sk-abc
+upstream:
+  url: http://127.0.0.1:9000/base/
+"""
+
+
+def test_parses_the_fields():
+    cfg = parse_config(GOOD, "config.yaml")
+    assert (cfg.port, cfg.allow_lan_access, cfg.auth_mode, cfg.api_key) == (8045, False, "strict", "sk-abc")
+    up = cfg.upstream
+    assert (up.scheme, up.host, up.port, up.prefix, up.url) == (
+        "http", "127.0.0.1", 9000, "/base", "http://127.0.0.1:9000/base")
+
+
+def test_defaults_and_missing_key():
+    cfg = parse_config("proxy:\n  auth_mode: auto\n", "c.yaml")
+    assert (cfg.port, cfg.allow_lan_access, cfg.api_key) == (8045, False, None)
+    assert cfg.upstream.url == "http://127.0.0.1:8046"
+    assert parse_config("", "c.yaml") == FileConfig()
+
+
+def test_unquoted_off_is_the_off_mode():
+    # YAML 1.1 reads `off` as false; the FAQ writes auth_mode=off.
+    assert parse_config("proxy:\n  auth_mode: off\n", "c.yaml").auth_mode == "off"
+
+
+@pytest.mark.parametrize("value, expected", [("", ""), ('""', ""), ("  # nothing", "")])
+def test_empty_key_is_empty_not_missing(value, expected):
+    assert parse_config(f"proxy:\n  api_key: {value}\n", "c.yaml").api_key == expected
+
+
+@pytest.mark.parametrize("text, field, words", [
+    ("proxy:\n  auth_mode: bogus\n", "proxy.auth_mode", "off, strict, all_except_health, auto"),
+    ("proxy:\n  auth_mode: on\n", "proxy.auth_mode", "off, strict"),
+    ("proxy:\n  port: 70000\n", "proxy.port", "1 to 65535"),
+    ("proxy:\n  port: abc\n", "proxy.port", "1 to 65535"),
+    ("proxy:\n  port: true\n", "proxy.port", "1 to 65535"),
+    ("proxy:\n  allow_lan_access: maybe\n", "proxy.allow_lan_access", "true or false"),
+    ("proxy:\n  api_key: 12345\n", "proxy.api_key", "quote the key"),
+    ("proxy:\n  api_key: sk a b\n", "proxy.api_key", "visible ASCII"),
+    ("proxy:\n  authmode: strict\n", "proxy.authmode", "port, allow_lan_access, auth_mode, api_key"),
+    ("proxies:\n  port: 1\n", "proxies", "proxy, upstream"),
+    ("proxy: 8045\n", "proxy", "indented fields"),
+    ("upstream:\n  url: ftp://x\n", "upstream.url", "http://127.0.0.1:8046"),
+    ("upstream:\n  url: 127.0.0.1:8046\n", "upstream.url", "http"),
+    ("upstream:\n  url: http://h:99999\n", "upstream.url", "http"),
+    ("proxy:\n  port: 1\n auth_mode: x\n", "(YAML syntax)", "indentation"),
+    ("- a\n- b\n", "(top level)", "proxy:"),
+])
+def test_errors_name_the_file_the_field_and_the_fix(text, field, words):
+    with pytest.raises(ConfigError) as e:
+        parse_config(text, "/etc/gate/config.yaml")
+    msg = str(e.value)
+    assert e.value.field == field
+    assert msg.startswith(f"/etc/gate/config.yaml: {field}: ")
+    assert "Fix: " in msg and words in msg
+
+
+def test_yaml_syntax_error_gives_the_line(tmp_path):
+    with pytest.raises(ConfigError, match=r"line \d+"):
+        parse_config("proxy:\n  port: [1\n", "c.yaml")
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist.*auth_config"):
+        read_config(tmp_path / "nope.yaml")
+
+
+def test_options_override_the_file_and_are_validated():
+    cfg = parse_config(GOOD, "c.yaml")
+    s = merge(cfg, Overrides(auth_mode="off", api_key="sk-opt", allow_lan_access=True, port=9999,
+                             upstream="https://example.test"), "c.yaml")
+    assert (s.auth_mode, s.api_key, s.allow_lan_access, s.port) == ("off", "sk-opt", True, 9999)
+    assert s.upstream.url == "https://example.test:443"
+    assert s.overridden == ("auth_mode", "api_key", "allow_lan_access", "port", "upstream")
+    assert s.listen_host == "0.0.0.0"
+    plain = merge(cfg, Overrides(), "c.yaml")
+    assert (plain.auth_mode, plain.api_key, plain.overridden, plain.listen_host) == (
+        "strict", "sk-abc", (), "127.0.0.1")
+    with pytest.raises(ConfigError, match="^option: auth_mode: 'nope'"):
+        merge(cfg, Overrides(auth_mode="nope"), "c.yaml")
+    with pytest.raises(ConfigError, match="^option: auth_upstream"):
+        merge(cfg, Overrides(upstream="nowhere"), "c.yaml")
+
+
+def test_effective_mode_on_the_snapshot():
+    cfg = parse_config("proxy:\n  auth_mode: auto\n  allow_lan_access: true\n  api_key: k\n", "c")
+    assert merge(cfg, Overrides(), "c").effective_mode == "all_except_health"
+    assert merge(cfg, Overrides(allow_lan_access=False), "c").effective_mode == "off"
+
+
+def test_generated_key_shape():
+    keys = {generate_key() for _ in range(20)}
+    assert len(keys) == 20
+    assert all(re.fullmatch(r"sk-[0-9a-f]{32}", k) for k in keys)
+
+
+def test_fingerprint_never_shows_the_key():
+    key = "sk-0123456789abcdef0123456789abcdef"
+    fp = fingerprint(key)
+    assert key not in fp and fp == "sk-…cdef (35 chars)"
+    assert fingerprint("") == "(empty)" and fingerprint("short") == "…(5 chars)"
+    assert fingerprint(b"Bearer sk-0123456789") == "Bea…6789 (20 chars)"
+
+
+def test_key_write_back_keeps_comments_and_layout(tmp_path):
+    text = GOOD.replace("  api_key: sk-abc\n", "")
+    new = set_key_in_text(text, "sk-new")
+    assert "# my proxy" in new and "# keep this comment" in new
+    assert parse_config(new, "c").api_key == "sk-new"
+    # replaces an existing line rather than adding a second one
+    again = set_key_in_text(new, "sk-newer")
+    assert again.count("api_key:") == 1 and parse_config(again, "c").api_key == "sk-newer"
+    # no proxy section at all
+    assert parse_config(set_key_in_text("upstream:\n  url: http://127.0.0.1:1\n", "sk-z"), "c").api_key == "sk-z"
+    assert parse_config(set_key_in_text("", "sk-z"), "c").api_key == "sk-z"
+
+
+def test_write_key_is_atomic_and_reloadable(tmp_path):
+    path = tmp_path / "config.yaml"
+    path.write_text("proxy:\n  auth_mode: strict\n")
+    path.chmod(0o600)
+    write_key(path, "sk-written")
+    assert read_config(path).api_key == "sk-written"
+    assert oct(path.stat().st_mode & 0o777) == "0o600"
+    assert [p.name for p in tmp_path.iterdir()] == ["config.yaml"]  # no temp file left behind
