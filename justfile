@@ -23,3 +23,12 @@ test *ARGS:
 # Decision cost, and mitmdump with the gate against bare mitmdump, side by side.
 bench *ARGS:
     {{python}} tests/bench.py "$@"
+
+# mitmweb with the gate: the UI on http://127.0.0.1:8081 only, the comment column on.
+web *ARGS:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    {{python}} addon/echo_upstream.py --config config.yaml &
+    upstream=$!
+    trap 'kill $upstream 2>/dev/null || true' EXIT
+    mitmweb -s addon/auth.py --set web_host=127.0.0.1 "$@"

@@ -10,6 +10,7 @@ decision, the settings snapshot and the explanations. See README.md.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import logging
 import os
@@ -17,11 +18,11 @@ import time
 from pathlib import Path
 from typing import Optional
 
-from mitmproxy import ctx, exceptions, http
+from mitmproxy import command, ctx, exceptions, flow, http
 from mitmproxy.proxy import server_hooks
 
 from authgate import explain
-from authgate.decision import KEY_HEADERS, MODES, RequestView, decide
+from authgate.decision import KEY_HEADERS, MODES, Decision, RequestView, decide
 from authgate.settings import (ConfigError, FileConfig, Overrides, Settings, fingerprint,
                                generate_key, merge, read_config, write_key)
 
@@ -76,6 +77,9 @@ class AuthGate:
         loader.add_option("auth_upstream", Optional[str], None, "Override upstream.url.")
         loader.add_option("auth_explain", bool, True,
                           "Explain each 401 in a JSON body; false gives the original's bare 401.")
+        loader.add_option("auth_web_remote", bool, False,
+                          "Allow mitmweb's UI on a non-loopback web_host. mitmweb 11.0.2 has no password: "
+                          "anyone who reaches it sees every key and can change the auth settings.")
 
     def configure(self, updated: set[str]) -> None:
         if self._user_listen is None:
@@ -84,6 +88,11 @@ class AuthGate:
             self._user_listen = (opts.mode != ["regular"], opts.listen_host, opts.listen_port)
         if "auth_explain" in updated:
             self.explain = ctx.options.auth_explain
+        if updated & {"web_host", "auth_web_remote"} and "web_host" in ctx.options:
+            _check_web_host(ctx.options.web_host, ctx.options.auth_web_remote)
+        if self.settings is None and "web_columns" in ctx.options and "comment" not in ctx.options.web_columns:
+            # The comment column is where each row says which header won and why.
+            ctx.options.update(web_columns=[*ctx.options.web_columns, "comment"])
         if self.file is None or "auth_config" in updated:
             path = os.path.abspath(os.path.expanduser(ctx.options.auth_config))
             try:
@@ -196,7 +205,7 @@ class AuthGate:
                            f"requests (GET /path) to this proxy; they go to {s.upstream.url}.",
                 "type": "invalid_request_error", "code": "not_a_forward_proxy"}})
             return
-        d = decide(RequestView(req.method, req.path, req.headers.fields), s)
+        d = self._decide(flow)
         flow.metadata["auth"] = explain.detail(d)
         flow.comment = explain.comment(d)
         flow.marked = "" if d.allowed else DENIED_MARKER
@@ -223,6 +232,10 @@ class AuthGate:
         else:
             flow.response = _json_response(405, {"error": {"message": "/healthz answers GET and HEAD only",
                                                            "type": "invalid_request_error"}}, allow="GET, HEAD")
+
+    def _decide(self, f: http.HTTPFlow) -> Decision:
+        req = f.request
+        return decide(RequestView(req.method, req.path, req.headers.fields), self.settings)
 
     def _denial(self, d, path: str) -> http.Response:
         if not self.explain:  # the original: a bare 401, CORS header only
@@ -296,6 +309,70 @@ class AuthGate:
         for name, value in removed:
             flow.request.headers.fields += ((name, value),)
         return True
+
+    # ------------------------------------------------------------ commands
+
+    @command.command("auth.explain")
+    def explain_flow(self, f: flow.Flow) -> str:
+        """The full decision trace for a flow, under the settings in force now."""
+        if not isinstance(f, http.HTTPFlow):
+            raise exceptions.CommandError("auth.explain takes an HTTP flow")
+        self.reload_if_changed()
+        req = f.request
+        out = explain.trace(self._decide(f), req.method, req.path)
+        recorded = f.comment if "auth" in f.metadata else ""
+        now = explain.comment(self._decide(f))
+        if recorded and recorded.split(" · upstream ")[0] != now:
+            out += f"\nrecorded when the flow ran: {recorded}\n(settings have changed since; replay to decide again)"
+        return out
+
+    @command.command("auth.regenerate")
+    def regenerate(self) -> str:
+        """A new sk- key, saved to config.yaml at once; the old key stops working."""
+        key = generate_key()
+        try:
+            write_key(self._config_path, key)
+        except (OSError, ConfigError) as e:
+            raise exceptions.CommandError(f"{self._config_path}: cannot save the new key ({e}); nothing changed")
+        note = ""
+        if ctx.options.auth_api_key is not None:
+            # The option would keep the old key in force: the new key must win.
+            ctx.options.update(auth_api_key=None)
+            note = " (the auth_api_key option override was cleared)"
+        self.reload_if_changed()
+        msg = f"new api_key {fingerprint(key)} saved to {self._config_path}; the old key no longer works{note}"
+        log.warning(msg)
+        return msg
+
+    @command.command("auth.status")
+    def status(self) -> str:
+        """Mode (and why), LAN flag, key fingerprint, upstream, config file, counts."""
+        self.reload_if_changed()
+        s = self.settings
+        why = explain.MODE_WHY.get((s.auth_mode, s.allow_lan_access), f"auth_mode={s.auth_mode}")
+        return "\n".join([
+            f"effective mode: {s.effective_mode} ({why})",
+            f"allow_lan_access: {str(s.allow_lan_access).lower()} (listening on {s.listen_host})",
+            f"api_key: {fingerprint(s.api_key)}",
+            f"upstream: {s.upstream.url}",
+            f"config: {s.config_path}" + (f" (options override: {', '.join(s.overridden)})" if s.overridden else ""),
+            f"flows: {self.passed} passed, {self.denied} denied",
+        ])
+
+
+def _check_web_host(host: str, remote_ok: bool) -> None:
+    """mitmweb 11.0.2 has no password: keep its UI on loopback unless forced."""
+    if remote_ok:
+        return
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        raise exceptions.OptionsError(
+            f"web_host {host or '(all interfaces)'!s} is not a loopback address. mitmweb 11.0.2 has no password, "
+            f"so anyone who reaches the UI sees the keys and can change the auth settings. "
+            f"Fix: --set web_host=127.0.0.1, or force it with --set auth_web_remote=true")
 
 
 def _stamp(path: str) -> tuple | None:
