@@ -59,7 +59,7 @@ class AuthGate:
         self._config_path = ""
         self._user_listen: tuple[bool, str, int | None] | None = None
         self._upstream_seen: dict[tuple[str, int], float] = {}  # address -> monotonic time it last answered
-        self._stash: dict[str, tuple[list, str]] = {}  # flow id -> (key headers removed, original path)
+        self._stash: dict[str, tuple[tuple, str]] = {}  # flow id -> the client's (headers, path)
         self._watcher: asyncio.Task | None = None
 
     # ------------------------------------------------------------ options
@@ -258,14 +258,15 @@ class AuthGate:
         # The client's proxy key never reaches the upstream; it is put back on
         # the flow when the response arrives, so mitmweb shows what the client
         # sent and a replay is decided again on the same headers.
-        removed = [(n, v) for n, v in req.headers.fields if n.lower() in _KEY_HEADER_NAMES]
-        self._stash[flow.id] = (removed, req.path)
-        if removed:
+        self._stash[flow.id] = (req.headers.fields, req.path)
+        if any(n.lower() in _KEY_HEADER_NAMES for n, _ in req.headers.fields):
             for name in KEY_HEADERS:
                 req.headers.pop(name, None)
         req.scheme, req.host, req.port = up.scheme, up.host, up.port
         if up.prefix:
             req.path = up.prefix + req.path
+        for name, value in up.headers:  # the upstream's own credentials
+            req.headers[name] = value
 
     async def _probe(self, host: str, port: int) -> bool:
         """Can we connect? Asked only while the upstream is not known to be up."""
@@ -304,10 +305,12 @@ class AuthGate:
         stash = self._stash.pop(flow.id, None)
         if stash is None:
             return False
-        removed, path = stash
-        flow.request.path = path
-        for name, value in removed:
-            flow.request.headers.fields += ((name, value),)
+        # Back to what the client sent (upstream credentials out of the view and
+        # out of replays), keeping the Host of where it really went.
+        req = flow.request
+        host = req.host_header
+        req.headers.fields, req.path = stash
+        req.host_header = host
         return True
 
     # ------------------------------------------------------------ commands
@@ -387,8 +390,9 @@ def describe(s: Settings) -> str:
     """One line about a snapshot: never the key, only its fingerprint."""
     mode = s.auth_mode if s.auth_mode == s.effective_mode else f"{s.auth_mode} → {s.effective_mode}"
     over = f", options override {', '.join(s.overridden)}" if s.overridden else ""
+    added = f" (adds {', '.join(n for n, _ in s.upstream.headers)})" if s.upstream.headers else ""
     return (f"mode {mode} (allow_lan_access={str(s.allow_lan_access).lower()}), "
-            f"api_key {fingerprint(s.api_key)}, upstream {s.upstream.url}, port {s.port}{over}")
+            f"api_key {fingerprint(s.api_key)}, upstream {s.upstream.url}{added}, port {s.port}{over}")
 
 
 addons = [AuthGate()]

@@ -274,3 +274,26 @@ def test_script_loads_with_mitmproxys_loader(config):
         sc = tctx.script(os.path.join(os.path.dirname(auth.__file__), "auth.py"))
         tctx.configure(sc, auth_config=str(config))
         assert "auth_mode" in tctx.options
+
+
+async def test_upstream_headers_are_added_forwarded_and_never_shown(tmp_path, upstream, monkeypatch, caplog):
+    monkeypatch.setenv("UPSTREAM_SECRET", "real-upstream-secret")
+    path = tmp_path / "config.yaml"
+    path.write_text(f'proxy:\n  auth_mode: strict\n  api_key: "{KEY}"\nupstream:\n'
+                    f'  url: http://127.0.0.1:{upstream}\n  headers:\n    x-goog-api-key: "${{UPSTREAM_SECRET}}"\n')
+    caplog.set_level(logging.DEBUG)
+    addon = auth.AuthGate()
+    with taddons.context(proxyserver.Proxyserver(), addon) as tctx:
+        tctx.configure(addon, auth_config=str(path))
+        f = await send(addon, headers=[("Authorization", f"Bearer {KEY}"), ("x-goog-api-key", "client-sent")])
+        # upstream sees its own credential and none of the client's key headers
+        assert f.request.headers.get_all("x-goog-api-key") == ["real-upstream-secret"]
+        assert "authorization" not in f.request.headers
+        f.response = tutils.tresp()
+        addon.response(f)
+        # the flow shows what the client sent
+        assert f.request.headers.get_all("x-goog-api-key") == ["client-sent"]
+        assert f.request.headers["authorization"] == f"Bearer {KEY}"
+        assert "real-upstream-secret" not in f.comment + json.dumps(f.metadata["auth"])
+        assert "real-upstream-secret" not in addon.status()
+    assert "real-upstream-secret" not in caplog.text and "adds x-goog-api-key" in caplog.text

@@ -139,3 +139,24 @@ def test_write_key_is_atomic_and_reloadable(tmp_path):
     assert read_config(path).api_key == "sk-written"
     assert oct(path.stat().st_mode & 0o777) == "0o600"
     assert [p.name for p in tmp_path.iterdir()] == ["config.yaml"]  # no temp file left behind
+
+
+def test_upstream_headers_expand_the_environment(monkeypatch):
+    monkeypatch.setenv("GEMINI_KEY", "AIza-secret")
+    cfg = parse_config('upstream:\n  url: https://up.test\n  headers:\n'
+                       '    x-goog-api-key: "${GEMINI_KEY}"\n    x-team: "t-${GEMINI_KEY}-1"\n', "c.yaml")
+    assert cfg.upstream.headers == (("x-goog-api-key", "AIza-secret"), ("x-team", "t-AIza-secret-1"))
+    # an auth_upstream option keeps the file's credentials
+    s = merge(cfg, Overrides(upstream="http://127.0.0.1:1"), "c.yaml")
+    assert s.upstream.headers == cfg.upstream.headers
+
+
+@pytest.mark.parametrize("headers, field, words", [
+    ('    x-key: "${NOT_SET_ANYWHERE_42}"\n', "upstream.headers.x-key", "NOT_SET_ANYWHERE_42 is not set"),
+    ("    x-key: 5\n", "upstream.headers.x-key", "quote the value"),
+    ('    "bad name": v\n', "upstream.headers.bad name", "header name"),
+])
+def test_upstream_header_errors(headers, field, words):
+    with pytest.raises(ConfigError) as e:
+        parse_config("upstream:\n  url: http://h\n  headers:\n" + headers, "c.yaml")
+    assert e.value.field == field and words in str(e.value)

@@ -23,10 +23,12 @@ DEFAULT_PORT = 8045
 DEFAULT_UPSTREAM = "http://127.0.0.1:8046"
 
 _PROXY_FIELDS = ("port", "allow_lan_access", "auth_mode", "api_key")
-_UPSTREAM_FIELDS = ("url",)
+_UPSTREAM_FIELDS = ("url", "headers")
 _TOP_FIELDS = ("proxy", "upstream")
 # A key travels in a header: visible ASCII, no spaces.
 _KEY_RE = re.compile(r"[\x21-\x7e]*")
+_HEADER_NAME_RE = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110 token
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 class ConfigError(ValueError):
@@ -44,6 +46,9 @@ class Upstream:
     host: str
     port: int
     prefix: str  # path prefix without trailing slash, "" when none
+    # Credentials the gate adds when forwarding (${ENV} already expanded).
+    # Secret: never logged, never shown in a flow comment; only names are.
+    headers: tuple[tuple[str, str], ...] = ()
 
     @property
     def url(self) -> str:
@@ -201,9 +206,45 @@ def parse_config(text: str, source: str) -> FileConfig:
                                     "proxy.allow_lan_access"),
         auth_mode=check_mode(proxy.get("auth_mode", defaults.auth_mode), source, "proxy.auth_mode"),
         api_key=check_key(proxy["api_key"], source, "proxy.api_key") if "api_key" in proxy else None,
-        upstream=parse_upstream(upstream["url"], source, "upstream.url") if "url" in upstream
-        else defaults.upstream,
+        upstream=_with_headers(
+            parse_upstream(upstream["url"], source, "upstream.url") if "url" in upstream else defaults.upstream,
+            parse_headers(upstream.get("headers"), source)),
     )
+
+
+def parse_headers(value, source: str, environ=os.environ) -> tuple[tuple[str, str], ...]:
+    """upstream.headers: a mapping of header name to value, ${VAR} from the environment."""
+    if value is None:
+        return ()
+    if not isinstance(value, dict):
+        raise ConfigError(source, "upstream.headers", "is not a mapping of header names to values",
+                          'write e.g. `headers: {x-goog-api-key: "${GEMINI_API_KEY}"}`')
+    out = []
+    for name, raw in value.items():
+        field_name = f"upstream.headers.{name}"
+        if not isinstance(name, str) or not _HEADER_NAME_RE.fullmatch(name):
+            raise ConfigError(source, field_name, "is not a valid header name", "use letters, digits and dashes")
+        if not isinstance(raw, str):
+            raise ConfigError(source, field_name, f"a {type(raw).__name__} is not a header value",
+                              'quote the value, e.g. "${MY_KEY}"')
+
+        def expand(m):
+            var = m.group(1)
+            if var not in environ:
+                raise ConfigError(source, field_name, f"environment variable {var} is not set",
+                                  f"export {var}=... before starting the gate, or remove the header")
+            return environ[var]
+
+        text = _ENV_REF.sub(expand, raw)
+        if any(not (c == "\t" or " " <= c <= "~") for c in text):
+            raise ConfigError(source, field_name, "the value holds control or non-ASCII characters",
+                              "use visible ASCII only")
+        out.append((name, text))
+    return tuple(out)
+
+
+def _with_headers(up: Upstream, headers: tuple[tuple[str, str], ...]) -> Upstream:
+    return Upstream(up.scheme, up.host, up.port, up.prefix, headers)
 
 
 def read_config(path: str | os.PathLike) -> FileConfig:
@@ -238,8 +279,9 @@ def merge(cfg: FileConfig, over: Overrides, config_path: str) -> Settings:
         allow_lan_access=over.allow_lan_access if over.allow_lan_access is not None else cfg.allow_lan_access,
         auth_mode=check_mode(over.auth_mode, src, "auth_mode") if over.auth_mode is not None else cfg.auth_mode,
         api_key=check_key(over.api_key, src, "auth_api_key") if over.api_key is not None else (cfg.api_key or ""),
-        upstream=parse_upstream(over.upstream, src, "auth_upstream") if over.upstream is not None
-        else cfg.upstream,
+        # A URL given as an option keeps the file's upstream.headers.
+        upstream=_with_headers(parse_upstream(over.upstream, src, "auth_upstream"), cfg.upstream.headers)
+        if over.upstream is not None else cfg.upstream,
         config_path=config_path,
         overridden=overridden,
     )
