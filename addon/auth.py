@@ -352,9 +352,8 @@ class AuthGate:
         """Mode (and why), LAN flag, key fingerprint, upstream, config file, counts."""
         self.reload_if_changed()
         s = self.settings
-        why = explain.MODE_WHY.get((s.auth_mode, s.allow_lan_access), f"auth_mode={s.auth_mode}")
         return "\n".join([
-            f"effective mode: {s.effective_mode} ({why})",
+            f"effective mode: {s.effective_mode} ({explain.mode_why(s.auth_mode, s.allow_lan_access)})",
             f"allow_lan_access: {str(s.allow_lan_access).lower()} (listening on {s.listen_host})",
             f"api_key: {fingerprint(s.api_key)}",
             f"upstream: {s.upstream.url}",

@@ -86,7 +86,7 @@ def requests(draw):
     return method, path, headers, mode, lan, key
 
 
-@settings(max_examples=3000, deadline=None)
+@settings(max_examples=2000, deadline=None)
 @given(requests())
 def test_decision_agrees_with_the_model(case):
     method, path, headers, mode, lan, key = case

@@ -1,17 +1,22 @@
 """Decision -> words: the flow comment, the 401 body, the multi-line trace.
 
-The FAQ's pitfalls table, turned into data: one entry per reason code with a
-short label (for the comment column), why it happened and how to fix it.
+The FAQ's pitfalls table, turned into data: `locales/<lang>.json` holds, per
+reason code, a short label (for the comment column), why it happened and how
+to fix it, plus the phrases around them, in the FAQ's five languages.
 Every text here is built from the decision record; none holds a full key.
 """
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import NamedTuple
 
 from .decision import Decision
 from .settings import fingerprint
+
+LANGUAGES = ("en", "fr", "es", "ja", "zh-TW")
+_LOCALES = Path(__file__).with_name("locales")
 
 
 class Reason(NamedTuple):
@@ -20,123 +25,144 @@ class Reason(NamedTuple):
     fix: str  # one sentence
 
 
-REASONS: dict[str, Reason] = {
-    "preflight": Reason("OPTIONS bypasses auth",
-                        "CORS preflight requests pass in every mode.", ""),
-    "auth_off": Reason("auth off", "The effective auth mode is off: every request passes.", ""),
-    "health_exempt": Reason("/healthz exempt",
-                            "In all_except_health mode /healthz passes without a key.", ""),
-    "key_ok": Reason("key ok", "The key read from {winner} matches proxy.api_key.", ""),
-    "empty_api_key": Reason(
-        "api_key is empty",
-        "Auth is on but proxy.api_key is empty, so every request that needs auth is denied.",
-        "Set a non-empty proxy.api_key in config.yaml (or delete the line to have one generated)."),
-    "missing": Reason(
-        "key required",
-        "No Authorization, x-api-key or x-goog-api-key header was sent.",
-        "Send Authorization: Bearer <proxy api_key>."),
-    "non_ascii": Reason(
-        "non-ASCII key skipped",
-        "{skipped} held bytes outside visible ASCII, which count as absent, and no other key header was sent.",
-        "Send the key as plain ASCII: look for smart quotes, non-breaking spaces or stray characters."),
-    "empty_value": Reason(
-        "empty key",
-        "{winner} was sent but carries no key.",
-        "Put the key in it (Authorization: Bearer <key>), or remove the header."),
-    "bearer_no_space": Reason(
-        "no space after Bearer",
-        "Authorization is Bearer<key> without a space, so the Bearer prefix is not stripped "
-        "and the whole value is compared.",
-        "Write Authorization: Bearer <key>, with one space after Bearer."),
-    "bearer_lowercase": Reason(
-        "scheme not spelled Bearer",
-        "Only the exact prefix \"Bearer \" (capital B) is stripped; another spelling stays part of "
-        "the key and the whole value is compared.",
-        "Write the scheme as Bearer, capital B: Authorization: Bearer <key>."),
-    "bearer_extra_space": Reason(
-        "extra space after Bearer",
-        "Only \"Bearer \" with exactly one space is stripped; the key read starts with a space.",
-        "Use exactly one space: Authorization: Bearer <key>."),
-    "mismatch": Reason(
-        "key mismatch",
-        "The key read from {winner} does not match proxy.api_key.",
-        "Use the api_key from config.yaml; after a regenerate, the new key is required at once."),
-}
-
-MODE_WHY = {
-    ("auto", False): "auth_mode=auto with allow_lan_access=false resolves to off",
-    ("auto", True): "auth_mode=auto with allow_lan_access=true resolves to all_except_health",
-}
+class Catalog(NamedTuple):
+    reasons: dict[str, Reason]
+    phrases: dict[str, str]
 
 
-def mode_why(d: Decision) -> str:
-    return MODE_WHY.get((d.configured_mode, d.allow_lan_access), f"auth_mode={d.configured_mode}")
+def _load(lang: str, fallback: Catalog | None = None) -> Catalog:
+    data = json.loads((_LOCALES / f"{lang}.json").read_text(encoding="utf-8"))
+    reasons = {code: Reason(**r) for code, r in data["reasons"].items()}
+    phrases = data["phrases"]
+    if fallback:  # a missing entry reads in English rather than failing
+        reasons = {**fallback.reasons, **reasons}
+        phrases = {**fallback.phrases, **phrases}
+    return Catalog(reasons, phrases)
 
 
-def _names(names) -> str:
-    return ", ".join(names)
+_EN = _load("en")
+CATALOGS: dict[str, Catalog] = {"en": _EN}
+for _lang in LANGUAGES[1:]:
+    if (_LOCALES / f"{_lang}.json").exists():
+        CATALOGS[_lang] = _load(_lang, _EN)
+REASONS = _EN.reasons
 
 
-def header_part(d: Decision) -> str:
+def pick_language(accept_language: str | None, default: str = "en") -> str:
+    """The first supported language in an Accept-Language header, by q-value."""
+    if not accept_language:
+        return default
+    ranked = []
+    for i, item in enumerate(accept_language.split(",")):
+        tag, _, params = item.strip().partition(";")
+        q = 1.0
+        if params.strip().startswith("q="):
+            try:
+                q = float(params.strip()[2:])
+            except ValueError:
+                q = 0.0
+        ranked.append((-q, i, tag.strip().lower()))
+    for neg_q, _, tag in sorted(ranked):
+        if neg_q >= 0:
+            continue
+        lang = _match(tag)
+        if lang:
+            return lang
+    return default
+
+
+def _match(tag: str) -> str | None:
+    if tag in ("zh-tw", "zh-hk", "zh-mo", "zh") or tag.startswith("zh-hant"):
+        return "zh-TW" if "zh-TW" in CATALOGS else None
+    primary = tag.split("-")[0]
+    return primary if primary in CATALOGS and primary != "zh" else None
+
+
+def _cat(lang: str) -> Catalog:
+    return CATALOGS.get(lang, _EN)
+
+
+def mode_why(auth_mode: str, allow_lan_access: bool, lang: str = "en") -> str:
+    """Why the effective mode is what it is."""
+    p = _cat(lang).phrases
+    if auth_mode == "auto":
+        return p["mode_auto_lan"] if allow_lan_access else p["mode_auto_off"]
+    return p["mode_plain"].format(mode=auth_mode)
+
+
+def header_part(d: Decision, lang: str = "en") -> str:
     """`x-api-key won (Authorization absent)`, `Authorization won (x-api-key ignored)`."""
+    p = _cat(lang).phrases
+    if d.winner is None:
+        skipped = [p["skipped"].format(name=name) for name in d.skipped]
+        return p["no_key_header"] + (f" ({'; '.join(skipped)})" if skipped else "")
     notes = []
+    # Only the headers before the winner explain why it won; those after it are "ignored".
     for name, state in d.headers:
         if state == "won":
             break
-        notes.append(f"{name} {'non-ASCII, skipped' if state == 'non_ascii' else 'absent'}")
-    notes += [f"{name} ignored" for name in d.ignored]
-    if d.winner is None:
-        skipped = [f"{name} non-ASCII, skipped" for name in d.skipped]
-        return "no key header" + (f" ({'; '.join(skipped)})" if skipped else "")
-    # Absent headers after the winner say nothing; only list those before it.
-    return f"{d.winner} won" + (f" ({'; '.join(notes)})" if notes else "")
+        notes.append(p["skipped" if state == "non_ascii" else "absent"].format(name=name))
+    notes += [p["ignored"].format(name=name) for name in d.ignored]
+    return p["won"].format(name=d.winner) + (f" ({'; '.join(notes)})" if notes else "")
 
 
-def status_token(d: Decision) -> str:
+def status_token(d: Decision, lang: str = "en") -> str:
     if not d.allowed:
         return "401"
-    return {"preflight": "200", "health": "200", "method_not_allowed": "405"}.get(d.route, "pass")
+    local = {"preflight": "200", "health": "200", "method_not_allowed": "405"}
+    return local.get(d.route) or _cat(lang).phrases["pass"]
 
 
-def comment(d: Decision) -> str:
+def comment(d: Decision, lang: str = "en") -> str:
     """One line for mitmweb's comment column."""
-    parts = [status_token(d), "preflight" if d.route == "preflight" else d.effective_mode]
+    cat = _cat(lang)
+    p = cat.phrases
+    parts = [status_token(d, lang), p["preflight"] if d.route == "preflight" else d.effective_mode]
     if d.auth_required:
-        parts.append(header_part(d))
-    label = REASONS[d.reason].label
+        parts.append(header_part(d, lang))
+    label = cat.reasons[d.reason].label
     if d.reason == "auth_off" and d.configured_mode == "auto":
-        label += " (auto, allow_lan_access=false)"
+        label += " " + p["auto_off_label"]
     parts.append(label)
     if d.shadowed:
-        parts.append(f"shadowed a correct {d.shadowed}")
+        parts.append(p["shadowed_label"].format(name=d.shadowed))
     return " · ".join(parts)
 
 
-def _fill(text: str, d: Decision) -> str:
-    return text.format(winner=d.winner or "no header", skipped=_names(d.skipped) or "a key header")
+def _fill(text: str, d: Decision, lang: str) -> str:
+    return text.format(winner=d.winner or _cat(lang).phrases["no_key_header"],
+                       skipped=", ".join(d.skipped) or _cat(lang).phrases["some_header"])
 
 
-def message(d: Decision) -> str:
-    """The 401 body's message: what was read, why it failed, the fix."""
-    r = REASONS[d.reason]
-    out = [f"Proxy auth ({d.effective_mode}"
-           + (f", {mode_why(d)}" if d.configured_mode != d.effective_mode else "") + ") denied this request."]
-    if d.reason != "empty_api_key":
-        out.append(f"Key header read: {header_part(d)}.")
-    out.append(_fill(r.why, d))
-    if d.key_form == "whole" and d.reason == "mismatch":
-        out.append("Authorization had no \"Bearer \" prefix, so its whole value was compared.")
-    if d.presented is not None and d.reason not in ("empty_value",):
-        out.append(f"Key presented: {fingerprint(d.presented)}.")
-    fix = r.fix
+def _fix(d: Decision, lang: str) -> str:
+    cat = _cat(lang)
     if d.shadowed:
-        out.append(f"{d.shadowed} holds the right key but is never read, because {d.winner} comes first.")
-        fix = f"Remove {d.winner} (or fix it); send only one key header you are sure of."
+        return cat.phrases["shadowed_fix"].format(winner=d.winner)
+    return cat.reasons[d.reason].fix
+
+
+def message(d: Decision, lang: str = "en") -> str:
+    """The 401 body's message: what was read, why it failed, the fix."""
+    cat = _cat(lang)
+    p = cat.phrases
+    if d.configured_mode != d.effective_mode:
+        out = [p["denied_auto"].format(mode=d.effective_mode, why=mode_why(d.configured_mode, d.allow_lan_access, lang))]
+    else:
+        out = [p["denied"].format(mode=d.effective_mode)]
+    if d.reason != "empty_api_key":
+        out.append(p["header_read"].format(part=header_part(d, lang)))
+    out.append(_fill(cat.reasons[d.reason].why, d, lang))
+    if d.key_form == "whole" and d.reason == "mismatch":
+        out.append(p["whole_value"])
+    if d.presented is not None and d.reason != "empty_value":
+        out.append(p["presented"].format(fingerprint=fingerprint(d.presented)))
+    if d.shadowed:
+        out.append(p["shadowed"].format(shadowed=d.shadowed, winner=d.winner))
     elif d.ignored:
-        out.append(f"{_names(d.ignored)} not read: only the first present key header counts.")
-    out.append(f"Fix: {fix}")
+        out.append(p["not_read"].format(names=", ".join(d.ignored)))
+    out.append(p["fix"].format(fix=_fix(d, lang)))
     if d.configured_mode == "auto":
-        out.append("(auth_mode is auto: turning allow_lan_access off would turn auth off for this proxy.)")
+        out.append(p["auto_hint"])
     return " ".join(out)
 
 
@@ -149,8 +175,9 @@ def dialect(d: Decision, path: str) -> str:
     return "openai"
 
 
-def detail(d: Decision) -> dict:
+def detail(d: Decision, lang: str = "en") -> dict:
     """Structured form of the decision (flow.metadata["auth"], the 401 body)."""
+    reason = _cat(lang).reasons[d.reason]
     return {
         "outcome": "allow" if d.allowed else "deny",
         "route": d.route,
@@ -165,14 +192,14 @@ def detail(d: Decision) -> dict:
         "skipped_non_ascii": list(d.skipped),
         "shadowed": d.shadowed,
         "reason": d.reason,
-        "why": _fill(REASONS[d.reason].why, d),
-        "fix": REASONS[d.reason].fix or None,
+        "why": _fill(reason.why, d, lang),
+        "fix": _fix(d, lang) or None,
         "presented": fingerprint(d.presented) if d.presented is not None else None,
     }
 
 
-def denial_body(d: Decision, path: str) -> bytes:
-    msg = message(d)
+def denial_body(d: Decision, path: str, lang: str = "en") -> bytes:
+    msg = message(d, lang)
     kind = dialect(d, path)
     if kind == "anthropic":
         body = {"type": "error", "error": {"type": "authentication_error", "message": msg}}
@@ -181,7 +208,7 @@ def denial_body(d: Decision, path: str) -> bytes:
     else:
         body = {"error": {"message": msg, "type": "invalid_request_error", "param": None,
                           "code": "invalid_api_key"}}
-    body["auth_gate"] = detail(d)
+    body["auth_gate"] = detail(d, lang)
     return json.dumps(body, ensure_ascii=False).encode()
 
 
@@ -193,32 +220,27 @@ def www_authenticate(d: Decision) -> str:
     return value
 
 
-def trace(d: Decision, method: str, path: str) -> str:
+def trace(d: Decision, method: str, path: str, lang: str = "en") -> str:
     """The full decision, step by step, for auth.explain and the CLI."""
-    lines = [f"{method} {path}",
-             f"effective mode: {d.effective_mode} ({mode_why(d)})"]
+    cat = _cat(lang)
+    p = cat.phrases
+    lines = [f"{method} {path}", p["trace_mode"].format(mode=d.effective_mode, why=mode_why(d.configured_mode, d.allow_lan_access, lang))]
+    reason = cat.reasons[d.reason]
     if d.route == "preflight":
-        lines.append("OPTIONS: CORS preflight, passes in every mode.")
+        lines.append(p["trace_preflight"])
     elif not d.auth_required:
-        lines.append(_fill(REASONS[d.reason].why, d))
+        lines.append(_fill(reason.why, d, lang))
     else:
         for name, state in d.headers:
-            lines.append(f"  {name}: " + {
-                "absent": "absent",
-                "non_ascii": "present, not visible ASCII: counts as absent",
-                "won": "present, read (first present key header)",
-                "ignored": "present, ignored (a higher-priority header came first)",
-            }[state])
+            lines.append(f"  {name}: " + p[f"trace_{state}"])
         if d.winner == "Authorization":
-            lines.append("  Bearer prefix: " + ("stripped" if d.key_form == "bearer"
-                                                else "not found, the whole value is the key"))
+            lines.append("  " + p["trace_bearer_stripped" if d.key_form == "bearer" else "trace_bearer_missing"])
         if d.presented is not None:
-            lines.append(f"  key read: {fingerprint(d.presented)}")
-        r = REASONS[d.reason]
-        lines.append(f"result: {'pass' if d.allowed else '401'}: {r.label}. {_fill(r.why, d)}")
+            lines.append("  " + p["trace_key_read"].format(fingerprint=fingerprint(d.presented)))
+        lines.append(p["trace_result"].format(outcome=status_token(d, lang), label=reason.label,
+                                              why=_fill(reason.why, d, lang)))
         if d.shadowed:
-            lines.append(f"  {d.shadowed} holds the right key but is never read.")
+            lines.append("  " + p["trace_shadowed"].format(name=d.shadowed))
         if not d.allowed:
-            lines.append("fix: " + (f"Remove {d.winner}; send only one key header you are sure of."
-                                    if d.shadowed else r.fix))
+            lines.append(p["trace_fix"].format(fix=_fix(d, lang)))
     return "\n".join(lines)
