@@ -22,7 +22,7 @@ from mitmproxy import command, ctx, exceptions, flow, http
 from mitmproxy.proxy import server_hooks
 
 from authgate import explain
-from authgate.decision import KEY_HEADERS, MODES, Decision, RequestView, decide
+from authgate.decision import KEY_HEADERS, MODES, PROFILES, Decision, RequestView, decide
 from authgate.settings import (ConfigError, FileConfig, Overrides, Settings, fingerprint,
                                generate_key, merge, read_config, write_key)
 
@@ -31,6 +31,10 @@ log = logging.getLogger("authgate")
 DEFAULT_CONFIG = str(Path(__file__).resolve().parent.parent / "config.yaml")
 EMPTY_KEY_LOG = "Proxy auth is enabled but api_key is empty; denying request"
 DENIED_MARKER = ":no_entry:"
+SURPRISE_MARKER = ":warning:"  # shadow mode: the real proxy did not answer as predicted
+V4_REJECTED = {"message": "Invalid token. Please check your API key.", "type": "token_rejected",
+               "code": "token_rejected"}
+V4_VERSION = "4.0.0"
 RELOAD_INTERVAL = 1.0  # seconds between config.yaml checks while idle
 PROBE_TIMEOUT = 3.0  # seconds to wait for an upstream that is not known to be up
 # An upstream that answered within this many seconds is taken as up: no probe.
@@ -40,7 +44,7 @@ UPSTREAM_FRESH = 1.0
 CORS = {"access-control-allow-origin": "*"}
 _KEY_HEADER_NAMES = frozenset(name.lower().encode() for name in KEY_HEADERS)
 _OPTIONS = ("auth_config", "auth_mode", "auth_api_key", "auth_allow_lan_access",
-            "auth_port", "auth_upstream")
+            "auth_port", "auth_upstream", "auth_profile", "auth_enforce")
 
 
 def _json_response(status: int, body: dict, **headers: str) -> http.Response:
@@ -53,6 +57,7 @@ class AuthGate:
         self.file: FileConfig | None = None  # last good config.yaml
         self.settings: Settings | None = None  # the snapshot in force
         self.explain = True
+        self.lang = "en"
         self.passed = 0
         self.denied = 0
         self._stamp: tuple | None = None  # config.yaml's (mtime, size, inode) when last read
@@ -77,6 +82,16 @@ class AuthGate:
         loader.add_option("auth_upstream", Optional[str], None, "Override upstream.url.")
         loader.add_option("auth_explain", bool, True,
                           "Explain each 401 in a JSON body; false gives the original's bare 401.")
+        loader.add_option("auth_profile", Optional[str], None,
+                          "Override proxy.profile: faq (as the FAQ describes) or v4 (newer releases).",
+                          choices=PROFILES)
+        loader.add_option("auth_enforce", Optional[str], None,
+                          "Override proxy.auth_enforce: false is shadow mode (forward everything unchanged, "
+                          "predict the real proxy's decision, flag surprises).", choices=("true", "false"))
+        loader.add_option("auth_lang", str, "en",
+                          "Language of comments, logs and commands (and of 401 bodies when the client "
+                          "sends no usable Accept-Language): " + ", ".join(explain.LANGUAGES),
+                          choices=explain.LANGUAGES)
         loader.add_option("auth_web_remote", bool, False,
                           "Allow mitmweb's UI on a non-loopback web_host. mitmweb 11.0.2 has no password: "
                           "anyone who reaches it sees every key and can change the auth settings.")
@@ -88,6 +103,11 @@ class AuthGate:
             self._user_listen = (opts.mode != ["regular"], opts.listen_host, opts.listen_port)
         if "auth_explain" in updated:
             self.explain = ctx.options.auth_explain
+        if "auth_lang" in updated:
+            if ctx.options.auth_lang not in explain.CATALOGS:
+                raise exceptions.OptionsError(f"option auth_lang: {ctx.options.auth_lang!r} is not available. "
+                                              f"Fix: use one of {', '.join(explain.CATALOGS)}")
+            self.lang = ctx.options.auth_lang
         if updated & {"web_host", "auth_web_remote"} and "web_host" in ctx.options:
             _check_web_host(ctx.options.web_host, ctx.options.auth_web_remote)
         if self.settings is None and "web_columns" in ctx.options and "comment" not in ctx.options.web_columns:
@@ -106,13 +126,10 @@ class AuthGate:
 
     def _overrides(self) -> Overrides:
         opts = ctx.options
-        lan = opts.auth_allow_lan_access
-        if lan not in (None, "true", "false"):
-            raise exceptions.OptionsError(
-                f"option auth_allow_lan_access: {lan!r} is not true or false. Fix: --set auth_allow_lan_access=true")
         return Overrides(auth_mode=opts.auth_mode, api_key=opts.auth_api_key,
-                         allow_lan_access=None if lan is None else lan == "true",
-                         port=opts.auth_port, upstream=opts.auth_upstream)
+                         allow_lan_access=_tristate("auth_allow_lan_access"),
+                         port=opts.auth_port, upstream=opts.auth_upstream,
+                         profile=opts.auth_profile, enforce=_tristate("auth_enforce"))
 
     def _merge(self, file: FileConfig) -> Settings:
         try:
@@ -206,17 +223,26 @@ class AuthGate:
                 "type": "invalid_request_error", "code": "not_a_forward_proxy"}})
             return
         d = self._decide(flow)
-        flow.metadata["auth"] = explain.detail(d)
-        flow.comment = explain.comment(d)
+        meta = flow.metadata["auth"] = explain.detail(d, self.lang)
+        flow.comment = explain.comment(d, self.lang)
+        if d.allowed:
+            self.passed += 1
+        else:
+            self.denied += 1
+        if not s.enforce:
+            # Shadow mode: the real proxy decides; its answer is checked against
+            # this prediction when it arrives (see _judge_shadow).
+            meta["shadow"], meta["predicted"] = True, flow.comment
+            flow.comment = explain.shadow_verdict(flow.comment, d.allowed, None, "waiting", self.lang)[0]
+            await self._forward(flow, s, strip=False)
+            return
         flow.marked = "" if d.allowed else DENIED_MARKER
         if not d.allowed:
-            self.denied += 1
             if d.reason == "empty_api_key":
                 log.error(EMPTY_KEY_LOG)
             log.info(f"{flow.comment} — {req.method} {req.path}")
-            flow.response = self._denial(d, req.path)
+            flow.response = self._denial(d, req)
             return
-        self.passed += 1
         if d.route == "upstream":
             await self._forward(flow, s)
         elif d.route == "preflight":
@@ -226,25 +252,33 @@ class AuthGate:
                 "access-control-allow-headers": req.headers.get("access-control-request-headers", "*"),
                 "access-control-max-age": "3600"})
         elif d.route == "health":
-            flow.response = _json_response(200, {"status": "ok"})
+            body = {"status": "ok", "version": V4_VERSION} if s.profile == "v4" else {"status": "ok"}
+            flow.response = _json_response(200, body)
             if req.method == "HEAD":
                 flow.response.content = b""
         else:
-            flow.response = _json_response(405, {"error": {"message": "/healthz answers GET and HEAD only",
-                                                           "type": "invalid_request_error"}}, allow="GET, HEAD")
+            flow.response = _json_response(405, {"error": {
+                "message": f"{req.path.partition('?')[0]} answers GET and HEAD only",
+                "type": "invalid_request_error"}}, allow="GET, HEAD")
 
     def _decide(self, f: http.HTTPFlow) -> Decision:
         req = f.request
         return decide(RequestView(req.method, req.path, req.headers.fields), self.settings)
 
-    def _denial(self, d, path: str) -> http.Response:
+    def _denial(self, d: Decision, req: http.Request) -> http.Response:
+        lang = explain.pick_language(req.headers.get("accept-language"), self.lang)
+        if d.status == 403:  # v4: the original's token_rejected body, the explanation beside it
+            body = {"error": V4_REJECTED}
+            if self.explain:
+                body["auth_gate"] = {**explain.detail(d, lang), "message": explain.message(d, lang)}
+            return _json_response(403, body)
         if not self.explain:  # the original: a bare 401, CORS header only
             return http.Response.make(401, b"", CORS)
-        return http.Response.make(401, explain.denial_body(d, path), {
-            "content-type": "application/json", **CORS,
+        return http.Response.make(401, explain.denial_body(d, req.path, lang), {
+            "content-type": "application/json", **CORS, "content-language": lang,
             "www-authenticate": explain.www_authenticate(d)})
 
-    async def _forward(self, flow: http.HTTPFlow, s: Settings) -> None:
+    async def _forward(self, flow: http.HTTPFlow, s: Settings, strip: bool = True) -> None:
         up = s.upstream
         seen = self._upstream_seen.get((up.host, up.port), -UPSTREAM_FRESH)
         if time.monotonic() - seen > UPSTREAM_FRESH and not await self._probe(up.host, up.port):
@@ -253,13 +287,14 @@ class AuthGate:
                            f"this request but nothing answers there. Start the upstream or fix upstream.url.",
                 "type": "upstream_error", "code": "upstream_unreachable"}})
             flow.comment += f" · upstream {up.url} unreachable"
+            flow.metadata["auth"]["shadow"] = False  # the gate's own answer: nothing to judge
             return
         req = flow.request
         # The client's proxy key never reaches the upstream; it is put back on
         # the flow when the response arrives, so mitmweb shows what the client
         # sent and a replay is decided again on the same headers.
         self._stash[flow.id] = (req.headers.fields, req.path)
-        if any(n.lower() in _KEY_HEADER_NAMES for n, _ in req.headers.fields):
+        if strip and any(n.lower() in _KEY_HEADER_NAMES for n, _ in req.headers.fields):
             for name in KEY_HEADERS:
                 req.headers.pop(name, None)
         req.scheme, req.host, req.port = up.scheme, up.host, up.port
@@ -297,9 +332,24 @@ class AuthGate:
     def response(self, flow: http.HTTPFlow) -> None:
         if self._restore(flow):  # forwarded, so the upstream just answered
             self._upstream_seen[(flow.request.host, flow.request.port)] = time.monotonic()
+        self._judge_shadow(flow)
 
     def error(self, flow: http.HTTPFlow) -> None:
         self._restore(flow)
+        self._judge_shadow(flow)
+
+    def _judge_shadow(self, flow: http.HTTPFlow) -> None:
+        meta = flow.metadata.get("auth")
+        if not meta or not meta.get("shadow"):
+            return
+        status = flow.response.status_code if flow.response else None
+        error = flow.error.msg if flow.error else None
+        flow.comment, surprising = explain.shadow_verdict(meta["predicted"], meta["outcome"] == "allow", status,
+                                                          error, self.lang)
+        meta["shadow_surprise"] = surprising
+        flow.marked = SURPRISE_MARKER if surprising else (DENIED_MARKER if status in (401, 403) else "")
+        if surprising:
+            log.warning(f"{flow.comment} — {flow.request.method} {flow.request.path}")
 
     def _restore(self, flow: http.HTTPFlow) -> bool:
         stash = self._stash.pop(flow.id, None)
@@ -362,6 +412,14 @@ class AuthGate:
         ])
 
 
+def _tristate(name: str) -> bool | None:
+    """A true/false option that may be unset (mitmproxy has no Optional[bool])."""
+    value = getattr(ctx.options, name)
+    if value not in (None, "true", "false"):
+        raise exceptions.OptionsError(f"option {name}: {value!r} is not true or false. Fix: --set {name}=true")
+    return None if value is None else value == "true"
+
+
 def _check_web_host(host: str, remote_ok: bool) -> None:
     """mitmweb 11.0.2 has no password: keep its UI on loopback unless forced."""
     if remote_ok:
@@ -390,8 +448,11 @@ def describe(s: Settings) -> str:
     mode = s.auth_mode if s.auth_mode == s.effective_mode else f"{s.auth_mode} → {s.effective_mode}"
     over = f", options override {', '.join(s.overridden)}" if s.overridden else ""
     added = f" (adds {', '.join(n for n, _ in s.upstream.headers)})" if s.upstream.headers else ""
+    profile = f", profile {s.profile}" if s.profile != "faq" else ""
+    shadow = ", SHADOW MODE (forwards everything, predicts)" if not s.enforce else ""
     return (f"mode {mode} (allow_lan_access={str(s.allow_lan_access).lower()}), "
-            f"api_key {fingerprint(s.api_key)}, upstream {s.upstream.url}{added}, port {s.port}{over}")
+            f"api_key {fingerprint(s.api_key)}, upstream {s.upstream.url}{added}, port {s.port}"
+            f"{profile}{shadow}{over}")
 
 
 addons = [AuthGate()]

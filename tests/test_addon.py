@@ -297,3 +297,51 @@ async def test_upstream_headers_are_added_forwarded_and_never_shown(tmp_path, up
         assert "real-upstream-secret" not in f.comment + json.dumps(f.metadata["auth"])
         assert "real-upstream-secret" not in addon.status()
     assert "real-upstream-secret" not in caplog.text and "adds x-goog-api-key" in caplog.text
+
+
+# ---- issue 5: version profiles, shadow mode, languages
+
+async def test_v4_profile(gate):
+    gate.tctx.configure(gate, auth_profile="v4", auth_mode="all_except_health")
+    f = await send(gate, "/health")
+    assert json.loads(f.response.content) == {"status": "ok", "version": auth.V4_VERSION}
+    assert (await send(gate, "/internal/metrics")).response is None  # forwarded without a key
+    f = await send(gate, headers=[("x-api-key", "sk-wrong")])
+    assert f.response.status_code == 403
+    body = json.loads(f.response.content)
+    assert body["error"] == {"message": "Invalid token. Please check your API key.", "type": "token_rejected",
+                             "code": "token_rejected"}
+    assert body["auth_gate"]["reason"] == "mismatch" and f.comment.startswith("403 · all_except_health")
+    assert (await send(gate)).response.status_code == 401  # a missing key stays 401
+    gate.tctx.configure(gate, auth_explain=False)
+    f = await send(gate, headers=[("x-api-key", "sk-wrong")])
+    assert json.loads(f.response.content) == {"error": auth.V4_REJECTED}
+
+
+@pytest.mark.parametrize("headers, status, verdict, marker", [
+    ([("x-api-key", "sk-wrong")], 401, "401 from the proxy auth layer, as predicted", ":no_entry:"),
+    ([("x-api-key", KEY)], 401, "401 the auth layer would not give", ":warning:"),
+    ([("x-api-key", "sk-wrong")], 200, "passed although the auth layer should refuse", ":warning:"),
+    ([("x-api-key", KEY)], 200, "passed, as predicted", ""),
+])
+async def test_shadow_mode_forwards_unchanged_and_judges_the_answer(gate, headers, status, verdict, marker):
+    gate.tctx.configure(gate, auth_enforce="false")
+    f = await send(gate, headers=headers)
+    assert f.response is None  # forwarded, whatever the prediction
+    assert f.request.headers["x-api-key"] == headers[0][1]  # credentials included
+    f.response = tutils.tresp(status_code=status)
+    gate.response(f)
+    assert f.comment.startswith(f"{status} · shadow · {verdict}")
+    assert "predicted " + ("pass" if headers[0][1] == KEY else "401") in f.comment
+    assert f.marked == marker
+
+
+async def test_accept_language_picks_the_401_language(gate):
+    from authgate import explain
+    f = await send(gate, headers=[("Accept-Language", "xx, en;q=0.5")])
+    assert f.response.headers["content-language"] == "en"
+    for lang in explain.CATALOGS:
+        f = await send(gate, headers=[("Accept-Language", f"{lang};q=0.9, xx")])
+        assert f.response.headers["content-language"] == lang
+        assert json.loads(f.response.content)["error"]["message"] == explain.message(gate._decide(f), lang)
+    assert f.comment.startswith("401 · strict · no key header")  # comments follow auth_lang, not the client

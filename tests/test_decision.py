@@ -14,6 +14,7 @@ class Policy:
     auth_mode: str = "strict"
     allow_lan_access: bool = False
     api_key: str = KEY
+    profile: str = "faq"
 
 
 def view(method="GET", path="/v1/models", *headers: tuple[str | bytes, str | bytes]) -> RequestView:

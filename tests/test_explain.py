@@ -16,6 +16,7 @@ class Policy:
     auth_mode: str = "strict"
     allow_lan_access: bool = False
     api_key: str = KEY
+    profile: str = "faq"
 
 
 def run(*headers, method="GET", path="/v1/models", **policy):
@@ -131,5 +132,5 @@ def test_trace_walks_the_chain():
 def test_every_reason_has_words():
     for code, r in explain.REASONS.items():
         assert r.label and r.why
-        if code not in ("preflight", "auth_off", "health_exempt", "key_ok"):
+        if code not in ("preflight", "auth_off", "health_exempt", "internal_exempt", "key_ok"):
             assert r.fix, code

@@ -46,6 +46,7 @@ class Policy:
     auth_mode: str
     allow_lan_access: bool
     api_key: str
+    profile: str = "faq"
 
 
 KEYS = ["sk-0123456789abcdef0123456789abcdef", "k", ""]

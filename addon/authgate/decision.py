@@ -17,7 +17,10 @@ from dataclasses import dataclass
 from typing import Protocol
 
 MODES = ("off", "strict", "all_except_health", "auto")
-HEALTH_PATH = "/healthz"
+# faq: the behaviour the FAQ describes. v4: newer releases of the original
+# (/health exempt too, /internal/* open, a wrong key gets 403).
+PROFILES = ("faq", "v4")
+HEALTH_PATHS = {"faq": ("/healthz",), "v4": ("/healthz", "/health")}
 
 # Priority order of the key headers; names as the FAQ writes them.
 KEY_HEADERS = ("Authorization", "x-api-key", "x-goog-api-key")
@@ -35,6 +38,7 @@ class Policy(Protocol):
     auth_mode: str
     allow_lan_access: bool
     api_key: str
+    profile: str  # one of PROFILES
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,11 +55,13 @@ class Decision:
     # GET/HEAD /healthz route), "method_not_allowed" (/healthz, other method)
     # or "upstream". Denied requests get "denied".
     route: str
+    # The status the gate answers with itself; None when forwarded.
+    status: int | None
     configured_mode: str
     effective_mode: str
     allow_lan_access: bool
     auth_required: bool
-    # reason code: preflight, auth_off, health_exempt, key_ok, empty_api_key,
+    # reason code: preflight, auth_off, health_exempt, internal_exempt, key_ok, empty_api_key,
     # missing, non_ascii, empty_value, bearer_no_space, bearer_lowercase,
     # bearer_extra_space, mismatch
     reason: str
@@ -85,15 +91,18 @@ def effective_mode(auth_mode: str, allow_lan_access: bool) -> str:
     return auth_mode
 
 
-def is_health_path(path: str) -> bool:
-    """The exact path /healthz; the query string does not count."""
-    return path.partition("?")[0] == HEALTH_PATH
+def is_health_path(path: str, profile: str = "faq") -> bool:
+    """The exact path /healthz (v4: or /health); the query string does not count."""
+    return path.partition("?")[0] in HEALTH_PATHS[profile]
 
 
-def _route(method: str, path: str) -> str:
-    if not is_health_path(path):
+def _route(method: str, path: str, profile: str) -> str:
+    if not is_health_path(path, profile):
         return "upstream"
     return "health" if method in ("GET", "HEAD") else "method_not_allowed"
+
+
+_ROUTE_STATUS = {"preflight": 200, "health": 200, "method_not_allowed": 405, "upstream": None}
 
 
 def _first_values(headers: tuple[tuple[bytes, bytes], ...]) -> dict[str, bytes]:
@@ -150,21 +159,24 @@ def _failure_reason(key: bytes, form: str) -> str:
 def decide(view: RequestView, policy: Policy) -> Decision:
     mode = policy.auth_mode
     lan = policy.allow_lan_access
+    profile = policy.profile
     effective = effective_mode(mode, lan)
 
     def allow(route: str, reason: str, required: bool, **read) -> Decision:
-        return Decision(True, route, mode, effective, lan, required, reason,
+        return Decision(True, route, _ROUTE_STATUS[route], mode, effective, lan, required, reason,
                         read.get("winner"), read.get("form"),
                         read.get("states", ()), None, read.get("key"))
 
     # CORS preflight passes whatever the mode, before anything else.
     if view.method == "OPTIONS":
         return allow("preflight", "preflight", False)
-    route = _route(view.method, view.path)
+    route = _route(view.method, view.path, profile)
     if effective == "off":
         return allow(route, "auth_off", False)
     if effective == "all_except_health" and route != "upstream":
         return allow(route, "health_exempt", False)
+    if profile == "v4" and view.path.startswith("/internal/"):
+        return allow(route, "internal_exempt", False)
 
     found = _first_values(view.headers)
     winner, key, form, states = _read_key(found)
@@ -177,7 +189,9 @@ def decide(view: RequestView, policy: Policy) -> Decision:
                 if state == "ignored" and _matches(found[name], expected):
                     shadowed = name
                     break
-        return Decision(False, "denied", mode, effective, lan, True, reason,
+        # v4 answers a presented but wrong key with 403; a missing one stays 401.
+        status = 403 if profile == "v4" and winner is not None and reason != "empty_api_key" else 401
+        return Decision(False, "denied", status, mode, effective, lan, True, reason,
                         winner, form, states, shadowed, key)
 
     if not expected:

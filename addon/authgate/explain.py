@@ -107,10 +107,7 @@ def header_part(d: Decision, lang: str = "en") -> str:
 
 
 def status_token(d: Decision, lang: str = "en") -> str:
-    if not d.allowed:
-        return "401"
-    local = {"preflight": "200", "health": "200", "method_not_allowed": "405"}
-    return local.get(d.route) or _cat(lang).phrases["pass"]
+    return str(d.status) if d.status else _cat(lang).phrases["pass"]
 
 
 def comment(d: Decision, lang: str = "en") -> str:
@@ -210,6 +207,30 @@ def denial_body(d: Decision, path: str, lang: str = "en") -> bytes:
                           "code": "invalid_api_key"}}
     body["auth_gate"] = detail(d, lang)
     return json.dumps(body, ensure_ascii=False).encode()
+
+
+def shadow_verdict(predicted: str, predicted_allowed: bool, upstream_status: int | None,
+                   error: str | None = None, lang: str = "en") -> tuple[str, bool]:
+    """Shadow mode: does the real proxy's answer match the prediction?
+
+    -> (comment line, surprising). A 401 (or v4's 403) the auth layer would
+    give, and a pass it would give, are as predicted; anything else is a
+    finding: the 401 came from elsewhere, or the real proxy's config differs.
+    """
+    p = _cat(lang).phrases
+    tail = p["shadow_predicted"].format(comment=predicted)
+    if upstream_status is None:
+        return " · ".join(["---", p["shadow"], p["shadow_no_response"].format(error=error), tail]), True
+    refused = upstream_status in (401, 403)
+    if refused and not predicted_allowed:
+        verdict, surprising = p["shadow_as_predicted"], False
+    elif refused:
+        verdict, surprising = p["shadow_other_401"], True
+    elif not predicted_allowed:
+        verdict, surprising = p["shadow_should_refuse"], True
+    else:
+        verdict, surprising = p["shadow_passed"], False
+    return " · ".join([str(upstream_status), p["shadow"], verdict, tail]), surprising
 
 
 def www_authenticate(d: Decision) -> str:

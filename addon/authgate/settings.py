@@ -17,12 +17,12 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from .decision import MODES, effective_mode
+from .decision import MODES, PROFILES, effective_mode
 
 DEFAULT_PORT = 8045
 DEFAULT_UPSTREAM = "http://127.0.0.1:8046"
 
-_PROXY_FIELDS = ("port", "allow_lan_access", "auth_mode", "api_key")
+_PROXY_FIELDS = ("port", "allow_lan_access", "auth_mode", "api_key", "profile", "auth_enforce")
 _UPSTREAM_FIELDS = ("url", "headers")
 _TOP_FIELDS = ("proxy", "upstream")
 # A key travels in a header: visible ASCII, no spaces.
@@ -69,6 +69,8 @@ class FileConfig:
     allow_lan_access: bool = False
     auth_mode: str = "auto"
     api_key: str | None = None
+    profile: str = "faq"
+    enforce: bool = True  # false: shadow mode, predict and forward everything unchanged
     upstream: Upstream = field(default_factory=lambda: parse_upstream(DEFAULT_UPSTREAM, "default", "upstream.url"))
 
 
@@ -80,6 +82,8 @@ class Settings:
     api_key: str
     upstream: Upstream
     config_path: str
+    profile: str = "faq"
+    enforce: bool = True
     # Which fields an option overrides, for auth.status and the reload log.
     overridden: tuple[str, ...] = ()
 
@@ -125,6 +129,13 @@ def check_mode(value, source: str, name: str) -> str:
     if value not in MODES:
         raise ConfigError(source, name, f"{value!r} is not an auth mode",
                           "use one of " + ", ".join(MODES))
+    return value
+
+
+def check_profile(value, source: str, name: str) -> str:
+    if value not in PROFILES:
+        raise ConfigError(source, name, f"{value!r} is not a profile",
+                          "use faq (the behaviour the FAQ describes) or v4 (newer releases)")
     return value
 
 
@@ -206,6 +217,8 @@ def parse_config(text: str, source: str) -> FileConfig:
                                     "proxy.allow_lan_access"),
         auth_mode=check_mode(proxy.get("auth_mode", defaults.auth_mode), source, "proxy.auth_mode"),
         api_key=check_key(proxy["api_key"], source, "proxy.api_key") if "api_key" in proxy else None,
+        profile=check_profile(proxy.get("profile", defaults.profile), source, "proxy.profile"),
+        enforce=check_bool(proxy.get("auth_enforce", defaults.enforce), source, "proxy.auth_enforce"),
         upstream=_with_headers(
             parse_upstream(upstream["url"], source, "upstream.url") if "url" in upstream else defaults.upstream,
             parse_headers(upstream.get("headers"), source)),
@@ -267,12 +280,15 @@ class Overrides:
     allow_lan_access: bool | None = None
     port: int | None = None
     upstream: str | None = None
+    profile: str | None = None
+    enforce: bool | None = None
 
 
 def merge(cfg: FileConfig, over: Overrides, config_path: str) -> Settings:
     """The snapshot in force: the file, with the options that are set on top."""
     src = "option"
-    overridden = tuple(name for name in ("auth_mode", "api_key", "allow_lan_access", "port", "upstream")
+    overridden = tuple(name for name in ("auth_mode", "api_key", "allow_lan_access", "port", "upstream",
+                                         "profile", "enforce")
                        if getattr(over, name) is not None)
     return Settings(
         port=check_port(over.port, src, "auth_port") if over.port is not None else cfg.port,
@@ -283,6 +299,8 @@ def merge(cfg: FileConfig, over: Overrides, config_path: str) -> Settings:
         upstream=_with_headers(parse_upstream(over.upstream, src, "auth_upstream"), cfg.upstream.headers)
         if over.upstream is not None else cfg.upstream,
         config_path=config_path,
+        profile=check_profile(over.profile, src, "auth_profile") if over.profile is not None else cfg.profile,
+        enforce=over.enforce if over.enforce is not None else cfg.enforce,
         overridden=overridden,
     )
 
