@@ -32,3 +32,7 @@ web *ARGS:
     upstream=$!
     trap 'kill $upstream 2>/dev/null || true' EXIT
     mitmweb -s addon/auth.py --set web_host=127.0.0.1 "$@"
+
+# The decision trace for one request, without a running proxy: just explain -- -H 'Authorization: Bearer<key>' /v1/models
+explain *ARGS:
+    @PYTHONPATH=addon {{python}} -m authgate.explain_cli "$@"

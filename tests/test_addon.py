@@ -4,6 +4,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import socket
 
 import pytest
@@ -268,12 +269,19 @@ async def test_option_overrides_survive_a_reload(gate, config, upstream):
     assert f.response is None and gate.settings.api_key == "sk-new" and gate.settings.auth_mode == "off"
 
 
-def test_script_loads_with_mitmproxys_loader(config):
+def test_script_reads_config_yaml_beside_its_folder_by_default(tmp_path, upstream):
+    # The script as mitmproxy loads it, in a copy of the repository layout, so
+    # the default auth_config (<repo>/config.yaml) is the copy's, never ours.
+    addon_dir = os.path.dirname(auth.__file__)
+    (tmp_path / "addon").mkdir()
+    shutil.copy(os.path.join(addon_dir, "auth.py"), tmp_path / "addon")
+    config = write(tmp_path / "config.yaml", key=None, upstream_port=upstream)
     with taddons.context() as tctx:
         tctx.master.addons.add(proxyserver.Proxyserver())
-        sc = tctx.script(os.path.join(os.path.dirname(auth.__file__), "auth.py"))
-        tctx.configure(sc, auth_config=str(config))
-        assert "auth_mode" in tctx.options
+        sc = tctx.script(str(tmp_path / "addon" / "auth.py"))
+        assert tctx.options.auth_config == str(config)
+        assert re.fullmatch(r"sk-[0-9a-f]{32}", read_config(config).api_key)  # generated into the copy
+        assert sc.addons[0].settings.auth_mode == "strict"
 
 
 async def test_upstream_headers_are_added_forwarded_and_never_shown(tmp_path, upstream, monkeypatch, caplog):

@@ -110,7 +110,7 @@ def fingerprint(key: str | bytes | None) -> str:
     if not key:
         return "(empty)"
     if len(key) < 12:
-        return f"…({len(key)} chars)"
+        return f"…({len(key)} char{'s' if len(key) != 1 else ''})"
     return f"{key[:3]}…{key[-4:]} ({len(key)} chars)"
 
 

@@ -1,0 +1,82 @@
+"""Explain one request's auth decision without a running proxy.
+
+    just explain -- -H 'Authorization: Bearer<key>' [-X METHOD] [PATH]
+    PYTHONPATH=addon python3 -m authgate.explain_cli -H 'x-api-key: sk-...' /v1/models
+
+Flags read like curl's. The settings come from config.yaml (the repository's,
+or --config), with --mode, --lan/--no-lan, --key and --profile on top. The
+words are the ones the gate's 401 body uses. Nothing is written anywhere.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from . import explain
+from .decision import MODES, PROFILES, RequestView, decide
+from .settings import ConfigError, Overrides, fingerprint, merge, read_config
+
+DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "config.yaml"
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="just explain --", description=__doc__.split("\n\n")[0])
+    p.add_argument("path", nargs="?", default="/v1/models", help="request path (default /v1/models)")
+    p.add_argument("-H", "--header", action="append", default=[], metavar="'Name: value'",
+                   help="a request header, as with curl (repeat for several, in order)")
+    p.add_argument("-X", "--request", default="GET", metavar="METHOD", help="HTTP method (default GET)")
+    p.add_argument("--config", default=str(DEFAULT_CONFIG), help="config.yaml to read (default: the repository's)")
+    p.add_argument("--mode", choices=MODES, help="override proxy.auth_mode")
+    lan = p.add_mutually_exclusive_group()
+    lan.add_argument("--lan", dest="lan", action="store_true", default=None, help="allow_lan_access: true")
+    lan.add_argument("--no-lan", dest="lan", action="store_false", help="allow_lan_access: false")
+    p.add_argument("--key", help="override proxy.api_key (use \"\" for an empty key)")
+    p.add_argument("--profile", choices=PROFILES, help="override proxy.profile")
+    p.add_argument("--lang", default="en", choices=explain.LANGUAGES, help="language of the explanation")
+    return p
+
+
+def parse_header(text: str) -> tuple[bytes, bytes]:
+    name, sep, value = text.partition(":")
+    if not sep or not name.strip():
+        raise ValueError(f"-H {text!r}: expected 'Name: value'")
+    # As on the wire: UTF-8 bytes, so a smart quote is the non-ASCII it really is.
+    return name.strip().encode(), value.strip(" ").encode("utf-8", "surrogateescape")
+
+
+def run(argv: list[str]) -> str:
+    if argv[:1] == ["--"]:  # `just explain -- ...` passes the separator through
+        argv = argv[1:]
+    args = parser().parse_args(argv)
+    cfg = read_config(args.config)
+    notes = []
+    key = args.key
+    if key is None and cfg.api_key is None:
+        notes.append(f"note: {args.config} has no api_key yet (the gate generates one at first start); "
+                     "no presented key can match it")
+        key = "\x00"  # a key no header can carry
+    settings = merge(cfg, Overrides(auth_mode=args.mode, api_key=key, allow_lan_access=args.lan,
+                                    profile=args.profile), args.config)
+    headers = tuple(parse_header(h) for h in args.header)
+    d = decide(RequestView(args.request.upper(), args.path, headers), settings)
+    lines = [explain.trace(d, args.request.upper(), args.path, args.lang), ""]
+    lines.append(f"comment: {explain.comment(d, args.lang)}")
+    if not d.allowed:
+        lines.append(f"{d.status}: {explain.message(d, args.lang)}")
+    lines.append(f"settings: {args.config}, api_key {fingerprint(settings.api_key if key != chr(0) else None)}")
+    return "\n".join(lines + notes)
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        print(run(sys.argv[1:] if argv is None else argv))
+    except (ConfigError, ValueError) as e:
+        print(f"explain: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
