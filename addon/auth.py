@@ -21,7 +21,7 @@ from typing import Optional
 from mitmproxy import command, ctx, exceptions, flow, http
 from mitmproxy.proxy import server_hooks
 
-from authgate import explain
+from authgate import explain, mitmweb
 from authgate.decision import KEY_HEADERS, MODES, PROFILES, Decision, RequestView, decide
 from authgate.settings import (ConfigError, FileConfig, Overrides, Settings, fingerprint,
                                generate_key, merge, read_config, write_key)
@@ -167,12 +167,15 @@ class AuthGate:
         # answer even when the upstream is down.
         spec = f"reverse:{s.upstream.origin}@{host}:{port}"
         if ctx.options.mode != [spec]:
-            ctx.options.update(mode=[spec], connection_strategy="lazy")
+            # listen_host/port too, so mitmweb's status bar shows the real address
+            ctx.options.update(mode=[spec], connection_strategy="lazy", listen_host=host, listen_port=port)
 
     # ------------------------------------------------------------ hot reload
 
     def running(self) -> None:
         self._watcher = asyncio.get_running_loop().create_task(self._watch())
+        if app := getattr(ctx.master, "app", None):  # under mitmweb
+            mitmweb.widen_comment_column(app)
 
     def done(self) -> None:
         if self._watcher:

@@ -134,3 +134,56 @@ def test_every_reason_has_words():
         assert r.label and r.why
         if code not in ("preflight", "auth_off", "health_exempt", "internal_exempt", "key_ok"):
             assert r.fix, code
+
+
+# ---- the five languages
+
+def _placeholders(text):
+    import string
+    return {f for _, f, _, _ in string.Formatter().parse(text) if f}
+
+
+def test_every_language_has_every_text_with_the_same_placeholders():
+    en = json.loads((explain._LOCALES / "en.json").read_text(encoding="utf-8"))
+    assert set(explain.CATALOGS) == set(explain.LANGUAGES)
+    for lang in explain.LANGUAGES[1:]:
+        data = json.loads((explain._LOCALES / f"{lang}.json").read_text(encoding="utf-8"))
+        assert set(data["reasons"]) == set(en["reasons"]), lang
+        assert set(data["phrases"]) == set(en["phrases"]), lang
+        for code, r in en["reasons"].items():
+            for part, text in r.items():
+                assert _placeholders(data["reasons"][code][part]) == _placeholders(text), (lang, code, part)
+        for key, text in en["phrases"].items():
+            assert _placeholders(data["phrases"][key]) == _placeholders(text), (lang, key)
+
+
+@pytest.mark.parametrize("lang", ["fr", "es", "ja", "zh-TW"])
+def test_translated_401_keeps_the_technical_words(lang):
+    d = run(("Authorization", "Bearer sk-old"), ("x-api-key", KEY))
+    msg = explain.message(d, lang)
+    assert msg != explain.message(d, "en")
+    for token in ("Authorization", "x-api-key", "strict"):
+        assert token in msg
+    assert KEY not in msg
+    assert "Authorization" in explain.comment(d, lang) and explain.comment(d, lang).startswith("401 · strict")
+    assert "x-api-key" in explain.trace(d, "GET", "/", lang)
+
+
+@pytest.mark.parametrize("header, lang", [
+    (None, "en"),
+    ("", "en"),
+    ("fr-FR,fr;q=0.9,en;q=0.8", "fr"),
+    ("es-419", "es"),
+    ("ja", "ja"),
+    ("zh-TW", "zh-TW"),
+    ("zh-Hant-HK", "zh-TW"),
+    ("zh-CN", "en"),  # Simplified Chinese is not one of the FAQ's languages
+    ("de, ja;q=0.5", "ja"),
+    ("en;q=0.2, fr;q=0.8", "fr"),
+    ("fr;q=0", "en"),
+    ("*", "en"),
+    ("de", "en"),
+    ("fr;q=abc, es", "es"),
+])
+def test_accept_language(header, lang):
+    assert explain.pick_language(header) == lang

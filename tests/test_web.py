@@ -1,0 +1,597 @@
+"""mitmweb with the gate: its own HTTP API and a real browser, against a live `mitmweb -s addon/auth.py`.
+
+One mitmweb serves the tests that only add flows or flip an option and put it back; the
+regenerate test (it rewrites the key) and the web_host guard get their own. Everything listens on
+127.0.0.1 (ephemeral ports), every socket call and every wait is bounded, and every process is
+terminated (killed if it hangs) when its fixture ends.
+
+The browser test drives Debian's Chromium (/usr/bin/chromium) through Playwright's Python package
+with `executable_path`; no browser is downloaded. Without either, it is skipped with the reason.
+"""
+
+from __future__ import annotations
+
+import http.client
+import http.cookies
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import yaml
+
+import echo_upstream
+from authgate.settings import fingerprint
+
+REPO = Path(__file__).resolve().parent.parent
+ADDON = REPO / "addon" / "auth.py"
+KEY = "sk-web0123456789abcdef0123456789ab"  # the shared mitmweb's key
+WRONG = "sk-webWRONGfedcba9876543210fedcba9"
+START_TIMEOUT = 25.0  # seconds for mitmweb to print both "listening at" lines
+EXIT_TIMEOUT = 20.0  # seconds for a refused start to exit
+IO_TIMEOUT = 10.0  # seconds, every socket call
+POLL_TIMEOUT = 10.0  # seconds, waiting for a flow to change
+DENIED = "\u26d4"  # ":no_entry:" as mitmweb's API and page show it
+PROXY_LISTENING = re.compile(r"listening at 127\.0\.0\.1:(\d+)\.")
+WEB_LISTENING = "Web server listening at"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+# ====================================================================== processes
+
+def _mitmweb() -> str:
+    exe = Path(sys.executable).with_name("mitmweb")
+    if exe.exists():
+        return str(exe)
+    found = shutil.which("mitmweb")
+    if not found:
+        pytest.fail("mitmweb not found next to the Python interpreter nor on PATH")
+    return found
+
+
+def free_port() -> int:
+    """A loopback port free right now (bound, then released)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def config_text(key: str, upstream: str, mode: str = "strict") -> str:
+    return (f"proxy:\n  port: 0\n  allow_lan_access: false\n  auth_mode: {mode}\n  api_key: \"{key}\"\n"
+            f"upstream:\n  url: {upstream}\n")
+
+
+class Mitmweb:
+    """A mitmweb subprocess whose output is collected line by line by a reader thread."""
+
+    def __init__(self, *args: str) -> None:
+        self.lines: list[str] = []
+        self._changed = threading.Condition()
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        self.proc = subprocess.Popen([_mitmweb(), "-s", str(ADDON), *args], stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                     encoding="utf-8", errors="replace", env=env, cwd=REPO)
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        self.proxy_port: int | None = None
+        self.web_port: int | None = None
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            with self._changed:
+                self.lines.append(line)
+                self._changed.notify_all()
+        with self._changed:
+            self._changed.notify_all()
+
+    @property
+    def output(self) -> str:
+        with self._changed:
+            return "".join(self.lines)
+
+    def wait_for(self, predicate, timeout: float) -> bool:
+        """Wait until predicate(output) holds, the process exits, or the time is up."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                if predicate("".join(self.lines)):
+                    return True
+                left = deadline - time.monotonic()
+                if left <= 0 or (self.proc.poll() is not None and not self._reader.is_alive()):
+                    return predicate("".join(self.lines))
+                self._changed.wait(min(left, 0.2))
+
+    def wait_started(self, web_port: int) -> "Mitmweb":
+        ok = self.wait_for(lambda out: PROXY_LISTENING.search(out) and WEB_LISTENING in out, START_TIMEOUT)
+        if not ok:
+            self.stop()
+            pytest.fail(f"mitmweb did not start within {START_TIMEOUT}s (exit code {self.proc.returncode}):\n"
+                        f"{self.output}")
+        self.proxy_port = int(PROXY_LISTENING.search(self.output).group(1))
+        self.web_port = web_port
+        return self
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        self._reader.join(timeout=5)
+
+
+def start_mitmweb(config: Path, *extra: str) -> Mitmweb:
+    web_port = free_port()
+    mw = Mitmweb("--set", f"auth_config={config}", "--set", "auth_port=0", "--set", f"web_port={web_port}",
+                 "--set", "web_open_browser=false", *extra)
+    return mw.wait_started(web_port)
+
+
+@pytest.fixture(scope="module")
+def upstream():
+    server = echo_upstream.serve("127.0.0.1", 0)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+    thread.join(timeout=5)
+
+
+@pytest.fixture(scope="module")
+def web(upstream, tmp_path_factory):
+    """The shared mitmweb: strict mode, KEY, the echo upstream."""
+    config = tmp_path_factory.mktemp("web") / "config.yaml"
+    config.write_text(config_text(KEY, upstream), encoding="utf-8")
+    mw = start_mitmweb(config)
+    try:
+        yield mw
+    finally:
+        mw.stop()
+
+
+# ====================================================================== HTTP
+
+def send(port: int, path: str, headers: dict[str, str] | None = None, method: str = "GET") -> tuple[int, bytes]:
+    """One origin-form request through the proxy."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=IO_TIMEOUT)
+    try:
+        conn.request(method, path, headers=headers or {})
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+    finally:
+        conn.close()
+
+
+class WebAPI:
+    """mitmweb's HTTP API: GETs as they are, writes with the _xsrf cookie and X-XSRFToken header."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self._xsrf: str | None = None
+
+    def raw(self, method: str, path: str, body=None, headers: dict[str, str] | None = None):
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=IO_TIMEOUT)
+        try:
+            data = None if body is None else json.dumps(body).encode()
+            hdrs = dict(headers or {})
+            if data is not None:
+                hdrs["content-type"] = "application/json"
+            conn.request(method, path, body=data, headers=hdrs)
+            resp = conn.getresponse()
+            return resp.status, resp.msg, resp.read()
+        finally:
+            conn.close()
+
+    def xsrf(self) -> str:
+        if self._xsrf is None:
+            status, msg, _ = self.raw("GET", "/")
+            assert status == 200
+            jar = http.cookies.SimpleCookie()
+            for cookie in msg.get_all("Set-Cookie") or []:
+                jar.load(cookie)
+            assert "_xsrf" in jar, f"GET / set no _xsrf cookie: {msg.get_all('Set-Cookie')}"
+            self._xsrf = jar["_xsrf"].value
+        return self._xsrf
+
+    def get(self, path: str):
+        status, _, body = self.raw("GET", path)
+        assert status == 200, (path, status, body[:500])
+        return json.loads(body)
+
+    def write(self, method: str, path: str, body) -> tuple[int, bytes]:
+        token = self.xsrf()
+        status, _, data = self.raw(method, path, body,
+                                   {"Cookie": f"_xsrf={token}", "X-XSRFToken": token})
+        return status, data
+
+    def set_options(self, **options) -> tuple[int, bytes]:
+        return self.write("PUT", "/options", options)
+
+    def command(self, name: str, *args: str) -> str:
+        status, data = self.write("POST", f"/commands/{name}", {"arguments": list(args)})
+        assert status == 200, (name, status, data[:500])
+        result = json.loads(data)
+        assert "error" not in result, f"{name} {args}: {result['error']}"
+        return result["value"]
+
+    def flows(self) -> list[dict]:
+        return self.get("/flows")
+
+    def flow_by_path(self, path: str, timeout: float = POLL_TIMEOUT) -> dict:
+        """The one flow whose request path is `path`, once it has its response."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = [f for f in self.flows() if f["request"]["path"] == path]
+            if len(found) == 1 and found[0].get("response"):
+                return found[0]
+            assert len(found) <= 1, f"{len(found)} flows for {path}"
+            if time.monotonic() > deadline:
+                pytest.fail(f"no finished flow for {path} within {timeout}s: {found}")
+            time.sleep(0.05)
+
+    def option(self, name: str):
+        return self.get("/options")[name]["value"]
+
+
+def unique(label: str) -> str:
+    return f"/v1/{label}-{uuid.uuid4().hex[:8]}"
+
+
+# ====================================================================== the API
+
+def test_flows_show_the_decision_in_comment_and_marker(web):
+    api = WebAPI(web.web_port)
+    deny, ok, shadow = unique("deny"), unique("pass"), unique("shadow")
+    assert send(web.proxy_port, deny, {"x-api-key": WRONG})[0] == 401
+    assert send(web.proxy_port, ok, {"Authorization": f"Bearer {KEY}"})[0] == 200
+    assert send(web.proxy_port, shadow, {"Authorization": f"Bearer {WRONG}", "x-api-key": KEY})[0] == 401
+
+    f = api.flow_by_path(deny)
+    assert f["comment"] == "401 · strict · x-api-key won (Authorization absent) · key mismatch"
+    assert f["marked"] == DENIED
+    assert f["response"]["status_code"] == 401
+
+    f = api.flow_by_path(ok)
+    assert f["comment"] == "pass · strict · Authorization won · key ok"
+    assert f["marked"] == ""
+    assert f["response"]["status_code"] == 200
+
+    f = api.flow_by_path(shadow)
+    assert f["comment"].startswith("401 · strict · Authorization won (x-api-key ignored) · key mismatch")
+    assert "shadowed a correct x-api-key" in f["comment"]
+    assert f["marked"] == DENIED
+
+
+def test_comment_column_is_on(web):
+    columns = WebAPI(web.web_port).option("web_columns")
+    assert "comment" in columns, columns
+
+
+def test_options_change_applies_to_the_next_request(web):
+    api = WebAPI(web.web_port)
+    before = unique("keyless-strict")
+    assert send(web.proxy_port, before)[0] == 401
+    assert api.flow_by_path(before)["comment"] == "401 · strict · no key header · key required"
+    try:
+        status, body = api.set_options(auth_mode="off")
+        assert status == 200, body
+        assert api.option("auth_mode") == "off"
+        after = unique("keyless-off")
+        assert send(web.proxy_port, after)[0] == 200
+        f = api.flow_by_path(after)
+        assert f["comment"].startswith("pass · off"), f["comment"]
+        assert f["marked"] == ""
+
+        status, body = api.set_options(auth_mode="bogus")
+        assert 400 <= status < 500, (status, body)
+        assert b"bogus" in body
+        assert api.option("auth_mode") == "off"  # rolled back
+        still = unique("keyless-still-off")
+        assert send(web.proxy_port, still)[0] == 200
+        assert api.flow_by_path(still)["comment"].startswith("pass · off")
+    finally:
+        status, body = api.set_options(auth_mode=None)  # back to config.yaml's strict
+        assert status == 200, body
+    again = unique("keyless-strict-again")
+    assert send(web.proxy_port, again)[0] == 401
+    assert api.flow_by_path(again)["marked"] == DENIED
+
+
+def test_api_key_option_applies_to_the_next_request(web):
+    api = WebAPI(web.web_port)
+    try:
+        assert api.set_options(auth_api_key=WRONG)[0] == 200
+        old, new = unique("key-option-old"), unique("key-option-new")
+        assert send(web.proxy_port, old, {"x-api-key": KEY})[0] == 401
+        assert api.flow_by_path(old)["comment"] == "401 · strict · x-api-key won (Authorization absent) · key mismatch"
+        assert send(web.proxy_port, new, {"x-api-key": WRONG})[0] == 200
+        assert api.flow_by_path(new)["comment"] == "pass · strict · x-api-key won (Authorization absent) · key ok"
+        status = api.command("auth.status")
+        assert f"api_key: {fingerprint(WRONG)}" in status
+        assert re.search(r"options override: [^)]*\bapi_key\b", status), status
+    finally:
+        assert api.set_options(auth_api_key=None)[0] == 200
+    back = unique("key-option-back")
+    assert send(web.proxy_port, back, {"x-api-key": KEY})[0] == 200
+
+
+def test_replay_decides_again_under_the_current_settings(web):
+    api = WebAPI(web.web_port)
+    path = unique("replay")
+    assert send(web.proxy_port, path, {"x-api-key": WRONG})[0] == 401
+    flow = api.flow_by_path(path)
+    assert flow["comment"].startswith("401 · strict")
+    assert flow["marked"] == DENIED
+    try:
+        assert api.set_options(auth_mode="off")[0] == 200
+        status, body = api.write("POST", f"/flows/{flow['id']}/replay", None)
+        assert status == 200, body
+        deadline = time.monotonic() + POLL_TIMEOUT
+        while True:
+            now = next(f for f in api.flows() if f["id"] == flow["id"])
+            if now["comment"].startswith("pass · off") and now.get("response"):
+                break
+            if time.monotonic() > deadline:
+                pytest.fail(f"the replayed flow was not decided again within {POLL_TIMEOUT}s: {now}")
+            time.sleep(0.05)
+        assert now["is_replay"] == "request"
+        assert now["response"]["status_code"] == 200
+        assert now["marked"] == ""
+    finally:
+        assert api.set_options(auth_mode=None)[0] == 200
+
+
+def test_status_command(web):
+    api = WebAPI(web.web_port)
+    counts = re.compile(r"flows: (\d+) passed, (\d+) denied")
+    first = api.command("auth.status")
+    assert "effective mode: strict (auth_mode=strict)" in first
+    assert f"api_key: {fingerprint(KEY)}" in first and fingerprint(KEY).startswith("sk-…")
+    assert KEY not in first
+    assert "upstream: http://127.0.0.1:" in first
+    passed, denied = map(int, counts.search(first).groups())
+    assert send(web.proxy_port, unique("status-deny"))[0] == 401
+    assert send(web.proxy_port, unique("status-pass"), {"x-api-key": KEY})[0] == 200
+    passed2, denied2 = map(int, counts.search(api.command("auth.status")).groups())
+    assert (passed2, denied2) == (passed + 1, denied + 1)
+
+
+def test_explain_command_on_one_flow(web):
+    api = WebAPI(web.web_port)
+    path = unique("explain")
+    assert send(web.proxy_port, path, {"x-api-key": WRONG})[0] == 401
+    flow = api.flow_by_path(path)
+    # mitmweb 11 parses a flow argument with view.flows.resolve: "@<flow id>" names one flow.
+    trace = api.command("auth.explain", f"@{flow['id']}")
+    lines = trace.splitlines()
+    assert len(lines) >= 6, trace
+    assert lines[0] == f"GET {path}"
+    assert "effective mode: strict (auth_mode=strict)" in trace
+    assert "  Authorization: absent" in lines
+    assert "  x-api-key: present, read (first present key header)" in lines
+    assert "  x-goog-api-key: absent" in lines
+    assert f"  key read: {fingerprint(WRONG)}" in lines
+    assert any(line.startswith("result: 401: key mismatch") for line in lines), trace
+    assert any(line.startswith("fix: ") for line in lines), trace
+    assert WRONG not in trace and KEY not in trace
+    # A filter that matches several flows is refused: the command wants exactly one.
+    status, data = api.write("POST", "/commands/auth.explain", {"arguments": ["@all"]})
+    assert status == 200 and "error" in json.loads(data)
+
+
+# ====================================================================== regenerate (own mitmweb)
+
+def test_regenerate_command(upstream, tmp_path):
+    config = tmp_path / "config.yaml"
+    old = "sk-regen0123456789abcdef012345678"
+    config.write_text(config_text(old, upstream), encoding="utf-8")
+    mw = start_mitmweb(config)
+    try:
+        api = WebAPI(mw.web_port)
+        assert send(mw.proxy_port, unique("regen-before"), {"Authorization": f"Bearer {old}"})[0] == 200
+
+        value = api.command("auth.regenerate")
+        new = yaml.safe_load(config.read_text(encoding="utf-8"))["proxy"]["api_key"]
+        assert new != old and re.fullmatch(r"sk-[0-9a-f]{32}", new), new
+        assert fingerprint(new) in value, value
+        assert fingerprint(old) not in value
+        assert new not in value
+
+        old_path, new_path = unique("regen-old"), unique("regen-new")
+        status, body = send(mw.proxy_port, old_path, {"Authorization": f"Bearer {old}"})
+        assert status == 401, body
+        assert api.flow_by_path(old_path)["comment"] == "401 · strict · Authorization won · key mismatch"
+        status, body = send(mw.proxy_port, new_path, {"Authorization": f"Bearer {new}"})
+        assert status == 200, body
+        assert api.flow_by_path(new_path)["comment"] == "pass · strict · Authorization won · key ok"
+        assert fingerprint(new) in api.command("auth.status")
+
+        events = json.dumps(api.get("/events"), ensure_ascii=False)
+        assert fingerprint(new) in events  # the warning the command logs...
+        assert new not in events  # ...names the key by its fingerprint only
+    finally:
+        mw.stop()
+    assert fingerprint(new) in mw.output
+    assert new not in mw.output
+
+
+# ====================================================================== the web_host guard (own mitmweb)
+
+def test_non_loopback_web_host_is_refused(upstream, tmp_path):
+    config = tmp_path / "config.yaml"
+    config.write_text(config_text(KEY, upstream), encoding="utf-8")
+    web_port = free_port()
+    # listen_host/listen_port keep even the fallback proxy listener on loopback, ephemeral.
+    mw = Mitmweb("--set", f"auth_config={config}", "--set", f"web_port={web_port}", "--set", "web_host=0.0.0.0",
+                 "--set", "listen_host=127.0.0.1", "--set", "listen_port=0", "--set", "web_open_browser=false")
+    try:
+        code = mw.proc.wait(timeout=EXIT_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        mw.stop()
+        pytest.fail(f"mitmweb with web_host=0.0.0.0 still runs after {EXIT_TIMEOUT}s:\n{mw.output}")
+    finally:
+        mw.stop()
+    out = mw.output
+    assert code != 0, out
+    assert "web_host 0.0.0.0 is not a loopback address" in out, out
+    assert "auth_web_remote=true" in out, out
+    assert WEB_LISTENING not in out, out
+
+
+def test_non_loopback_web_host_starts_when_forced(upstream, tmp_path):
+    config = tmp_path / "config.yaml"
+    config.write_text(config_text(KEY, upstream), encoding="utf-8")
+    mw = start_mitmweb(config, "--set", "web_host=0.0.0.0", "--set", "auth_web_remote=true")
+    try:
+        assert f"{WEB_LISTENING} http://0.0.0.0:{mw.web_port}/" in mw.output
+        status, _, _ = WebAPI(mw.web_port).raw("GET", "/")  # reached on 127.0.0.1 only
+        assert status == 200
+    finally:
+        mw.stop()
+
+
+# ====================================================================== a real browser
+
+def _chromium() -> str:
+    path = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+    if not os.access(path, os.X_OK):
+        pytest.skip(f"Chromium is not installed ({path} missing; Debian: apt-get install chromium): "
+                    "the browser test cannot run")
+    return path
+
+
+@pytest.fixture(scope="module")
+def browser():
+    try:
+        from playwright.sync_api import Error as PlaywrightError
+        from playwright.sync_api import sync_playwright
+    except ImportError as e:
+        pytest.skip(f"the playwright package is not installed ({e}): the browser test cannot run")
+    chromium = _chromium()
+    with sync_playwright() as p:
+        try:
+            b = p.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS, timeout=30_000)
+        except PlaywrightError as e:
+            pytest.skip(f"Chromium at {chromium} could not be started by Playwright: {e}")
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+@pytest.fixture
+def page(browser, web):
+    """mitmweb's page, open on the flow list, wide enough for every column."""
+    context = browser.new_context(viewport={"width": 1600, "height": 900})
+    try:
+        pg = context.new_page()
+        pg.set_default_timeout(15_000)
+        pg.goto(f"http://127.0.0.1:{web.web_port}/", wait_until="domcontentloaded")
+        pg.get_by_placeholder("Search").wait_for()
+        yield pg
+    finally:
+        context.close()
+
+
+def _rows(page):
+    return page.locator(".flow-table tbody tr:has(td.col-path)")
+
+
+def _row(page, path: str):
+    """The flow list's row for `path`, once its response status is shown."""
+    r = _rows(page).filter(has=page.locator("td.col-path", has_text=path))
+    r.locator("td.col-status", has_text=re.compile(r"\d{3}")).wait_for()
+    return r
+
+
+def test_browser_flow_list_shows_winner_and_marker(web, page, tmp_path):
+    deny, ok, shadow = unique("browser-deny"), unique("browser-pass"), unique("browser-shadow")
+    shot = tmp_path / "mitmweb-flows.png"
+    shot_filtered = tmp_path / "mitmweb-flows-marked.png"
+
+    # The flows arrive while the page is open (mitmweb pushes them over its websocket).
+    assert send(web.proxy_port, deny, {"x-api-key": WRONG})[0] == 401
+    assert send(web.proxy_port, ok, {"Authorization": f"Bearer {KEY}"})[0] == 200
+    assert send(web.proxy_port, shadow, {"Authorization": f"Bearer {WRONG}", "x-api-key": KEY})[0] == 401
+
+    assert page.locator(".flow-table thead th.col-comment").inner_text().strip() == "Comment"
+
+    r = _row(page, deny)
+    assert r.locator("td.col-comment").inner_text().strip() == \
+        "401 · strict · x-api-key won (Authorization absent) · key mismatch"
+    assert r.locator("td.col-path .marker").inner_text().strip() == DENIED
+
+    r = _row(page, ok)
+    assert r.locator("td.col-comment").inner_text().strip() == "pass · strict · Authorization won · key ok"
+    assert r.locator("td.col-path .marker").inner_text().strip() == ""
+
+    r = _row(page, shadow)
+    text = r.locator("td.col-comment").inner_text()
+    assert "Authorization won (x-api-key ignored)" in text and "shadowed a correct x-api-key" in text
+    assert r.locator("td.col-path .marker").inner_text().strip() == DENIED
+
+    page.screenshot(path=str(shot), full_page=True)
+    print(f"\nscreenshot: {shot}")
+
+    # The README's "all denials" filter, typed into the search box.
+    search = page.get_by_placeholder("Search")
+    search.fill("~marked")
+    search.press("Enter")
+    _rows(page).filter(has=page.locator("td.col-path", has_text=ok)).wait_for(state="detached")
+    visible = _rows(page).all()
+    assert visible, "the ~marked filter left no rows"
+    paths = [v.locator("td.col-path").inner_text() for v in visible]
+    assert any(deny in t for t in paths) and any(shadow in t for t in paths), paths
+    for v in visible:
+        assert v.locator("td.col-path .marker").inner_text().strip() == DENIED
+        assert v.locator("td.col-comment").inner_text().strip().startswith("401 · ")
+    page.screenshot(path=str(shot_filtered), full_page=True)
+    print(f"screenshot (~marked): {shot_filtered}")
+
+    # The issue's other questions, as filters in the same box.
+    def shown_after(expr: str, gone: str) -> list[str]:
+        search.fill(expr)
+        search.press("Enter")
+        _rows(page).filter(has=page.locator("td.col-path", has_text=gone)).wait_for(state="detached")
+        return [v.locator("td.col-comment").inner_text().strip() for v in _rows(page).all()]
+
+    search.fill("")  # back to every flow, so each filter below removes something
+    search.press("Enter")
+    _row(page, ok)
+    comments = shown_after("~comment 401", gone=ok)
+    assert comments and all(c.startswith("401 · ") for c in comments), comments
+    comments = shown_after('~comment "x-api-key won"', gone=shadow)
+    assert comments and all("x-api-key won" in c for c in comments), comments
+    comments = shown_after("~comment shadowed", gone=deny)
+    assert comments and all("shadowed a correct" in c for c in comments), comments
+    assert shot.stat().st_size > 0 and shot_filtered.stat().st_size > 0
+
+
+def test_browser_comment_is_readable_without_opening_the_flow(web, page, tmp_path):
+    """The issue's "done when": the row itself says which header won and why, not only the DOM.
+
+    The text being in the cell is not enough if the page clips it (mitmweb's flow table cuts cells
+    with an ellipsis): the winner and the reason must be inside the visible part of the cell."""
+    deny = unique("browser-readable")
+    assert send(web.proxy_port, deny, {"x-api-key": WRONG})[0] == 401
+    cell = _row(page, deny).locator("td.col-comment")
+    widths = cell.evaluate("el => ({scroll: el.scrollWidth, client: el.clientWidth})")
+    shot = tmp_path / "mitmweb-comment-cell.png"
+    page.screenshot(path=str(shot), full_page=True)
+    print(f"\nscreenshot: {shot}")
+    assert widths["scroll"] <= widths["client"] + 1, (
+        f"the comment cell shows {widths['client']}px of {widths['scroll']}px: "
+        f"{cell.inner_text()!r} is cut off with an ellipsis, so the winning header and the reason "
+        f"cannot be read without opening the flow (screenshot {shot})")
