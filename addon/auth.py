@@ -328,6 +328,9 @@ class AuthGate:
         headers = flow.response.headers
         if "access-control-allow-origin" not in headers:
             headers["access-control-allow-origin"] = "*"
+        if self.explain and (meta := flow.metadata.get("auth")):
+            # The decision, for curl -i and scripts: which header won, and why.
+            headers["x-auth-gate"] = explain.header_value(meta)
         # Server-sent events go through as they come, not buffered.
         if headers.get("content-type", "").startswith("text/event-stream"):
             flow.response.stream = True

@@ -353,3 +353,18 @@ async def test_accept_language_picks_the_401_language(gate):
         assert f.response.headers["content-language"] == lang
         assert json.loads(f.response.content)["error"]["message"] == explain.message(gate._decide(f), lang)
     assert f.comment.startswith("401 · strict · no key header")  # comments follow auth_lang, not the client
+
+
+async def test_every_answer_names_the_decision_in_a_header(gate):
+    f = await send(gate, headers=[("Authorization", "Bearer sk-old"), ("x-api-key", KEY)])
+    gate.responseheaders(f)
+    assert f.response.headers["x-auth-gate"] == \
+        "deny; mode=strict; winner=Authorization; reason=mismatch; shadowed=x-api-key"
+    f = await send(gate, headers=[("x-api-key", KEY)])
+    f.response = tutils.tresp()
+    gate.responseheaders(f)
+    assert f.response.headers["x-auth-gate"] == "allow; mode=strict; winner=x-api-key; reason=key_ok"
+    gate.tctx.configure(gate, auth_explain=False)  # the original's answers: no extra header
+    f = await send(gate)
+    gate.responseheaders(f)
+    assert "x-auth-gate" not in f.response.headers

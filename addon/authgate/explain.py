@@ -195,6 +195,17 @@ def detail(d: Decision, lang: str = "en") -> dict:
     }
 
 
+def header_value(detail_: dict) -> str:
+    """detail() as one ASCII response header: `deny; mode=strict; winner=x-api-key; reason=mismatch`."""
+    value = (f"{detail_['outcome']}; mode={detail_['effective_mode']}; winner={detail_['winner'] or '-'}; "
+             f"reason={detail_['reason']}")
+    if detail_["shadowed"]:
+        value += f"; shadowed={detail_['shadowed']}"
+    if detail_.get("shadow"):
+        value += "; shadow=predicted"
+    return value
+
+
 def denial_body(d: Decision, path: str, lang: str = "en") -> bytes:
     msg = message(d, lang)
     kind = dialect(d, path)
