@@ -14,12 +14,10 @@ import ipaddress
 import json
 import logging
 import os
-import time
 from pathlib import Path
 from typing import Optional
 
 from mitmproxy import command, ctx, exceptions, flow, http
-from mitmproxy.proxy import server_hooks
 
 from authgate import explain, mitmweb
 from authgate.decision import KEY_HEADERS, MODES, PROFILES, Decision, RequestView, decide
@@ -36,11 +34,7 @@ V4_REJECTED = {"message": "Invalid token. Please check your API key.", "type": "
                "code": "token_rejected"}
 V4_VERSION = "4.0.0"
 RELOAD_INTERVAL = 1.0  # seconds between config.yaml checks while idle
-PROBE_TIMEOUT = 3.0  # seconds to wait for an upstream that is not known to be up
-# An upstream that answered within this many seconds is taken as up: no probe.
-# Past it, one TCP connect first, so a dead upstream gets our JSON 502 rather
-# than mitmproxy's HTML one (which no hook can replace).
-UPSTREAM_FRESH = 1.0
+PROBE_TIMEOUT = 3.0  # seconds to wait for the upstream to accept a connection
 CORS = {"access-control-allow-origin": "*"}
 _KEY_HEADER_NAMES = frozenset(name.lower().encode() for name in KEY_HEADERS)
 _OPTIONS = ("auth_config", "auth_mode", "auth_api_key", "auth_allow_lan_access",
@@ -63,9 +57,9 @@ class AuthGate:
         self._stamp: tuple | None = None  # config.yaml's (mtime, size, inode) when last read
         self._config_path = ""
         self._user_listen: tuple[bool, str, int | None] | None = None
-        self._upstream_seen: dict[tuple[str, int], float] = {}  # address -> monotonic time it last answered
         self._stash: dict[str, tuple[tuple, str]] = {}  # flow id -> the client's (headers, path)
         self._watcher: asyncio.Task | None = None
+        self._start_failed = False  # a bad config at start: stay inert while mitmproxy exits
 
     # ------------------------------------------------------------ options
 
@@ -97,6 +91,20 @@ class AuthGate:
                           "anyone who reaches it sees every key and can change the auth settings.")
 
     def configure(self, updated: set[str]) -> None:
+        if self._start_failed:
+            return
+        try:
+            self._configure(updated)
+        except exceptions.OptionsError as e:
+            if self.settings is not None:
+                raise  # a live change: mitmproxy rolls it back and says why
+            # At start: one plain line (mitmdump then exits 1), and never a
+            # listener, not even mitmproxy's default open proxy on *:8080.
+            self._start_failed = True
+            log.error(str(e))
+            ctx.options.update(server=False)
+
+    def _configure(self, updated: set[str]) -> None:
         if self._user_listen is None:
             # Flags the user gave explicitly win over config.yaml.
             opts = ctx.options
@@ -173,6 +181,8 @@ class AuthGate:
     # ------------------------------------------------------------ hot reload
 
     def running(self) -> None:
+        if self._start_failed:
+            return
         self._watcher = asyncio.get_running_loop().create_task(self._watch())
         if app := getattr(ctx.master, "app", None):  # under mitmweb
             mitmweb.widen_comment_column(app)
@@ -213,7 +223,7 @@ class AuthGate:
     # ------------------------------------------------------------ hooks
 
     async def request(self, flow: http.HTTPFlow) -> None:
-        if flow.response or flow.error:
+        if flow.response or flow.error or self.settings is None:
             return
         self.reload_if_changed()
         s = self.settings
@@ -283,8 +293,12 @@ class AuthGate:
 
     async def _forward(self, flow: http.HTTPFlow, s: Settings, strip: bool = True) -> None:
         up = s.upstream
-        seen = self._upstream_seen.get((up.host, up.port), -UPSTREAM_FRESH)
-        if time.monotonic() - seen > UPSTREAM_FRESH and not await self._probe(up.host, up.port):
+        # mitmproxy's own connect failure is an HTML 502 no hook can replace, so
+        # when it is about to open a connection, try one first: a dead upstream
+        # then gets our JSON 502. A kept-alive connection costs nothing.
+        conn = flow.server_conn
+        reusing = conn.connected and tuple(conn.address or ())[:2] == (up.host, up.port)
+        if not reusing and not await self._probe(up.host, up.port):
             flow.response = _json_response(502, {"error": {
                 "message": f"Upstream {up.url} is unreachable (connection failed); the auth gate passed "
                            f"this request but nothing answers there. Start the upstream or fix upstream.url.",
@@ -313,16 +327,7 @@ class AuthGate:
         except (OSError, asyncio.TimeoutError):
             return False
         writer.close()
-        self._upstream_seen[(host, port)] = time.monotonic()
         return True
-
-    def server_connected(self, data: server_hooks.ServerConnectionHookData) -> None:
-        if data.server.address:
-            self._upstream_seen[tuple(data.server.address[:2])] = time.monotonic()
-
-    def server_connect_error(self, data: server_hooks.ServerConnectionHookData) -> None:
-        if data.server.address:
-            self._upstream_seen.pop(tuple(data.server.address[:2]), None)
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
         headers = flow.response.headers
@@ -336,8 +341,7 @@ class AuthGate:
             flow.response.stream = True
 
     def response(self, flow: http.HTTPFlow) -> None:
-        if self._restore(flow):  # forwarded, so the upstream just answered
-            self._upstream_seen[(flow.request.host, flow.request.port)] = time.monotonic()
+        self._restore(flow)
         self._judge_shadow(flow)
 
     def error(self, flow: http.HTTPFlow) -> None:
@@ -357,17 +361,16 @@ class AuthGate:
         if surprising:
             log.warning(f"{flow.comment} — {flow.request.method} {flow.request.path}")
 
-    def _restore(self, flow: http.HTTPFlow) -> bool:
+    def _restore(self, flow: http.HTTPFlow) -> None:
         stash = self._stash.pop(flow.id, None)
         if stash is None:
-            return False
+            return
         # Back to what the client sent (upstream credentials out of the view and
         # out of replays), keeping the Host of where it really went.
         req = flow.request
         host = req.host_header
         req.headers.fields, req.path = stash
         req.host_header = host
-        return True
 
     # ------------------------------------------------------------ commands
 

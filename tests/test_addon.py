@@ -118,13 +118,17 @@ def test_options_override_live_and_bad_values_roll_back(gate):
     assert gate.settings.api_key == "sk-other"
 
 
-def test_invalid_config_at_start_is_an_options_error(tmp_path):
+def test_invalid_config_at_start_says_so_once_and_never_listens(tmp_path, caplog):
     path = tmp_path / "config.yaml"
     path.write_text("proxy:\n  auth_mode: sometimes\n")
     addon = auth.AuthGate()
     with taddons.context(proxyserver.Proxyserver(), addon) as tctx:
-        with pytest.raises(exceptions.OptionsError, match=re.escape(str(path)) + ": proxy.auth_mode: .*Fix"):
-            tctx.configure(addon, auth_config=str(path))
+        tctx.configure(addon, auth_config=str(path))
+        errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+        assert errors == [f"{path}: proxy.auth_mode: 'sometimes' is not an auth mode. "
+                          "Fix: use one of off, strict, all_except_health, auto"]
+        assert tctx.options.server is False  # not even mitmproxy's default proxy on *:8080
+        assert addon.settings is None
 
 
 def test_missing_key_is_generated_written_back_and_kept(tmp_path, caplog):

@@ -1,0 +1,238 @@
+"""The FAQ's lesson, reproduced against a live gate: `just demo`.
+
+    python3 addon/faq_lesson.py [--lang fr]
+
+Starts the gate (mitmdump with addon/auth.py) and a local upstream on free
+loopback ports, then walks the FAQ: step 1 (/healthz under each mode), step 2
+(every row of the effective-mode table), step 3 (the empty api_key and its log
+line), step 4 (the headers) and every row of the pitfalls table. Between
+scenarios it edits the gate's config file, which applies to the next request
+(no restart). Prints each scenario with its curl line, the status, the header
+that won and why; exits 1 if anything behaves otherwise than the FAQ says.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import demo_upstream
+from authgate import explain
+from authgate.settings import fingerprint, generate_key
+
+HERE = Path(__file__).resolve().parent
+EMPTY_KEY_LOG = "Proxy auth is enabled but api_key is empty; denying request"
+ANY = object()
+
+
+@dataclass(frozen=True)
+class Scenario:
+    step: str
+    title: str
+    mode: str
+    status: int  # what the FAQ says happens
+    reason: str
+    effective: str
+    lan: bool = False
+    empty_key: bool = False
+    path: str = "/v1/models"
+    headers: tuple[tuple[str, str], ...] = ()  # "$KEY" stands for the proxy key
+    winner: object = ANY
+    shadowed: str | None = None
+    log: str | None = None
+
+
+KEY_HEADER = (("Authorization", "Bearer $KEY"),)
+
+LESSON = (
+    Scenario("1", "/healthz without a header, all_except_health", "all_except_health", 200, "health_exempt",
+             "all_except_health", path="/healthz"),
+    Scenario("1", "/healthz without a header, auto + allow_lan_access=true", "auto", 200, "health_exempt",
+             "all_except_health", lan=True, path="/healthz"),
+    Scenario("1", "/healthz without a header, strict", "strict", 401, "missing", "strict", path="/healthz"),
+    Scenario("2", "auth_mode=off → off", "off", 200, "auth_off", "off"),
+    Scenario("2", "auth_mode=strict → strict", "strict", 401, "missing", "strict"),
+    Scenario("2", "auth_mode=all_except_health → all_except_health", "all_except_health", 401, "missing",
+             "all_except_health"),
+    Scenario("2", "auth_mode=auto, allow_lan_access=false → off", "auto", 200, "auth_off", "off"),
+    Scenario("2", "auth_mode=auto, allow_lan_access=true → all_except_health", "auto", 401, "missing",
+             "all_except_health", lan=True),
+    Scenario("3", "api_key empty: every request is denied, and logged", "strict", 401, "empty_api_key", "strict",
+             empty_key=True, headers=KEY_HEADER, log=EMPTY_KEY_LOG),
+    Scenario("3", "api_key set again: the key works at once, no restart", "strict", 200, "key_ok", "strict",
+             headers=KEY_HEADER, winner="Authorization"),
+    Scenario("4", "Authorization: Bearer <key>", "strict", 200, "key_ok", "strict", headers=KEY_HEADER,
+             winner="Authorization"),
+    Scenario("4", "x-api-key: <key>", "strict", 200, "key_ok", "strict", headers=(("x-api-key", "$KEY"),),
+             winner="x-api-key"),
+    Scenario("pitfall", "auto, but localhost still gets 401 (allow_lan_access=true)", "auto", 401, "missing",
+             "all_except_health", lan=True, winner=None),
+    Scenario("pitfall", "x-api-key sent, but a mismatching Authorization comes first", "strict", 401, "mismatch",
+             "strict", headers=(("Authorization", "Bearer sk-old"), ("x-api-key", "$KEY")),
+             winner="Authorization", shadowed="x-api-key"),
+    Scenario("pitfall", "Authorization: Bearer<key>, no space", "strict", 401, "bearer_no_space", "strict",
+             headers=(("Authorization", "Bearer$KEY"),), winner="Authorization"),
+    Scenario("pitfall", "api_key empty: all requests get 401", "strict", 401, "empty_api_key", "strict",
+             empty_key=True, headers=(("x-api-key", "$KEY"),), log=EMPTY_KEY_LOG),
+)
+
+
+@dataclass
+class Gate:
+    """mitmdump with the addon, on a free loopback port, its output collected."""
+
+    config: Path
+    upstream_port: int
+    key: str
+    port: int = 0
+    output: list[str] = field(default_factory=list)
+    proc: subprocess.Popen | None = None
+
+    def write(self, s: Scenario) -> None:
+        key = "" if s.empty_key else self.key
+        text = (f"proxy:\n  auth_mode: {s.mode}\n  allow_lan_access: {str(s.lan).lower()}\n"
+                f'  api_key: "{key}"\nupstream:\n  url: http://127.0.0.1:{self.upstream_port}\n')
+        tmp = self.config.with_suffix(".tmp")
+        tmp.write_text(text)
+        os.replace(tmp, self.config)  # one atomic edit: the gate sees it on the next request
+
+    def start(self) -> None:
+        mitmdump = Path(sys.executable).with_name("mitmdump")
+        # --listen-host pins the listener to loopback even when a scenario sets
+        # allow_lan_access: true (explicit flags win over the file).
+        self.proc = subprocess.Popen(
+            [str(mitmdump if mitmdump.exists() else "mitmdump"), "-s", str(HERE / "auth.py"),
+             "--set", f"auth_config={self.config}", "--set", "auth_port=0", "--listen-host", "127.0.0.1",
+             "--set", "flow_detail=0"],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
+        threading.Thread(target=self._read, daemon=True).start()
+        deadline = time.monotonic() + 20
+        while not self.port:
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                raise SystemExit("the gate did not start:\n" + "".join(self.output))
+            time.sleep(0.05)
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            self.output.append(line)
+            if m := re.search(r"listening at 127\.0\.0\.1:(\d+)", line):
+                self.port = int(m.group(1))
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+    def send(self, s: Scenario, lang: str) -> tuple[int, dict]:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        try:
+            headers = {name: value.replace("$KEY", self.key) for name, value in s.headers}
+            headers["Accept-Language"] = lang
+            conn.request("GET", s.path, headers=headers)
+            resp = conn.getresponse()
+            resp.read()
+            return resp.status, _parse_gate_header(resp.getheader("x-auth-gate", ""))
+        finally:
+            conn.close()
+
+
+def _parse_gate_header(value: str) -> dict:
+    outcome, *pairs = [p.strip() for p in value.split(";")]
+    return {"outcome": outcome, **dict(p.split("=", 1) for p in pairs if "=" in p)}
+
+
+def curl_line(gate: Gate, s: Scenario) -> str:
+    parts = [f"curl -i http://127.0.0.1:{gate.port}{s.path}"]
+    parts += [f'-H "{name}: {value}"' for name, value in s.headers]
+    return " ".join(parts)
+
+
+def check(s: Scenario, status: int, seen: dict, logged: bool) -> list[str]:
+    wrong = []
+    if status != s.status:
+        wrong.append(f"status {status}, the FAQ says {s.status}")
+    if seen.get("mode") != s.effective:
+        wrong.append(f"effective mode {seen.get('mode')}, the FAQ says {s.effective}")
+    if seen.get("reason") != s.reason:
+        wrong.append(f"reason {seen.get('reason')}, expected {s.reason}")
+    winner = None if seen.get("winner", "-") == "-" else seen.get("winner")
+    if s.winner is not ANY and winner != s.winner:
+        wrong.append(f"{winner} won, expected {s.winner}")
+    if s.shadowed and seen.get("shadowed") != s.shadowed:
+        wrong.append(f"no shadowed {s.shadowed} reported")
+    if s.log and not logged:
+        wrong.append(f"the log line {s.log!r} did not appear")
+    return wrong
+
+
+def run(lang: str = "en", out=sys.stdout) -> int:
+    upstream = demo_upstream.serve("127.0.0.1", 0)
+    threading.Thread(target=upstream.serve_forever, daemon=True).start()
+    failures = 0
+    with tempfile.TemporaryDirectory(prefix="faq-lesson-") as tmp:
+        gate = Gate(Path(tmp) / "config.yaml", upstream.server_address[1], generate_key())
+        gate.write(LESSON[0])
+        try:
+            gate.start()
+            cat = explain.CATALOGS[lang]
+            print(f"The FAQ's lesson against a live gate: 127.0.0.1:{gate.port} → upstream "
+                  f"127.0.0.1:{gate.upstream_port}, KEY={fingerprint(gate.key)} (a throwaway key)\n", file=out)
+            print(f"   {'step':<8}{'scenario':<62}{'status':<7}{'effective mode':<19}{'header that won':<16}why",
+                  file=out)
+            for s in LESSON:
+                gate.write(s)
+                seen_lines = len(gate.output)
+                status, seen = gate.send(s, lang)
+                logged = s.log is None or _wait_for(lambda: any(s.log in line for line in gate.output[seen_lines:]))
+                wrong = check(s, status, seen, logged)
+                failures += bool(wrong)
+                winner = seen.get("winner", "-")
+                why = cat.reasons[seen["reason"]].label if seen.get("reason") in cat.reasons else "?"
+                if seen.get("shadowed"):
+                    why += " · " + cat.phrases["shadowed_label"].format(name=seen["shadowed"])
+                print(f"{'✗' if wrong else '✓'}  {s.step:<8}{s.title:<62}{status:<7}{seen.get('mode', '?'):<19}"
+                      f"{winner:<16}{why}", file=out)
+                print(f"{'':11}{curl_line(gate, s)}", file=out)
+                if s.log and logged:
+                    print(f"{'':11}log: {s.log}", file=out)
+                for w in wrong:
+                    print(f"{'':11}!! {w}", file=out)
+        finally:
+            gate.stop()
+            upstream.shutdown()
+            upstream.server_close()
+    total = len(LESSON)
+    print(f"\n{total - failures} of {total} scenarios behave as the FAQ says"
+          + ("." if not failures else f"; {failures} do not."), file=out)
+    return 1 if failures else 0
+
+
+def _wait_for(predicate, timeout: float = 3.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return predicate()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--lang", default="en", choices=explain.LANGUAGES, help="language of the why column")
+    sys.exit(run(parser.parse_args().lang))
+
+
+if __name__ == "__main__":
+    main()
