@@ -7,11 +7,11 @@ python := env_var_or_default("PYTHON", "python3")
 install:
     {{python}} -m pip install -r requirements.txt
 
-# The gate on 127.0.0.1:8045 (config.yaml), with the echo upstream on upstream.url.
+# The gate on 127.0.0.1:8045 (config.yaml), with the demo upstream on upstream.url.
 run *ARGS:
     #!/usr/bin/env bash
     set -euo pipefail
-    {{python}} addon/echo_upstream.py --config config.yaml &
+    {{python}} addon/demo_upstream.py --config config.yaml &
     upstream=$!
     trap 'kill $upstream 2>/dev/null || true' EXIT
     mitmdump -s addon/auth.py "$@"
@@ -28,7 +28,7 @@ bench *ARGS:
 web *ARGS:
     #!/usr/bin/env bash
     set -euo pipefail
-    {{python}} addon/echo_upstream.py --config config.yaml &
+    {{python}} addon/demo_upstream.py --config config.yaml &
     upstream=$!
     trap 'kill $upstream 2>/dev/null || true' EXIT
     mitmweb -s addon/auth.py --set web_host=127.0.0.1 "$@"
@@ -36,3 +36,7 @@ web *ARGS:
 # The decision trace for one request, without a running proxy: just explain -- -H 'Authorization: Bearer<key>' /v1/models
 explain *ARGS:
     @PYTHONPATH=addon {{python}} -m authgate.explain_cli "$@"
+
+# The FAQ's lesson, reproduced against a live gate on free ports (under a minute): just demo [--lang fr]
+demo *ARGS:
+    @{{python}} addon/faq_lesson.py "$@"

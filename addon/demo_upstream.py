@@ -24,6 +24,7 @@ Standard library only; loopback only by default.
 from __future__ import annotations
 
 import argparse
+import collections
 import itertools
 import json
 import re
@@ -36,6 +37,7 @@ KEY_HEADERS = ("Authorization", "x-api-key", "x-goog-api-key")
 # Other headers that look like credentials (added by upstream.headers, say): named, fingerprinted.
 _CREDENTIAL_NAME = re.compile(r"key|token|secret|auth|cookie", re.I)
 STREAM_DELAY = 0.06  # seconds between streamed events
+RECORDED = 10_000  # requests and streams kept in memory for tests to inspect
 STREAM_PIECES = 6  # how many pieces a streamed answer is cut into
 OPENAI_MODELS = ("demo-gpt", "demo-gpt-mini")
 ANTHROPIC_MODELS = ("demo-claude", "demo-claude-haiku")
@@ -198,6 +200,7 @@ class DemoHandler(BaseHTTPRequestHandler):
     # ------------------------------------------------------------ routing
 
     def _answer(self) -> None:
+        self.server.received.append((self.command, self.path))
         body = self._read_body()
         path = urlsplit(self.path).path
         try:
@@ -207,6 +210,8 @@ class DemoHandler(BaseHTTPRequestHandler):
         if not isinstance(data, dict):
             data = None
         method = self.command
+        if self.server.echo_only:
+            return self._echo(len(body))
         try:
             if method == "GET" and path == "/v1/models":
                 return self._anthropic_models() if "anthropic-version" in self.headers else self._openai_models()
@@ -235,7 +240,7 @@ class DemoHandler(BaseHTTPRequestHandler):
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _answer
 
     def _echo(self, body_bytes: int) -> None:
-        """What echo_upstream.py answers: exactly what arrived."""
+        """Any other request: exactly what arrived (credential values as fingerprints)."""
         self._json(200, {
             "upstream": "echo",
             "method": self.command,
@@ -376,16 +381,21 @@ class _IPv6Server(ThreadingHTTPServer):
     address_family = socket.AF_INET6
 
 
-def serve(host: str = "127.0.0.1", port: int = 8046) -> ThreadingHTTPServer:
+def serve(host: str = "127.0.0.1", port: int = 8046, echo_only: bool = False) -> ThreadingHTTPServer:
     """The server, bound and not yet serving: call serve_forever() (in a thread, say).
 
-    server.streams collects one record per finished stream (id, path, and the
-    monotonic times it started, sent its first event and finished).
+    echo_only: answer every request with the echo JSON, API paths included.
+
+    server.received holds (method, path) of the latest requests, server.streams
+    one record per finished stream (id, path, and the monotonic times it
+    started, sent its first event and finished); both bounded, for long sessions.
     """
     cls = _IPv6Server if ":" in host else ThreadingHTTPServer
     server = cls((host, port), DemoHandler)
     server.daemon_threads = True
-    server.streams = []
+    server.echo_only = echo_only
+    server.received = collections.deque(maxlen=RECORDED)
+    server.streams = collections.deque(maxlen=RECORDED)
     return server
 
 
@@ -394,6 +404,7 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8046)
     parser.add_argument("--config", help="take host and port from this config.yaml's upstream.url")
+    parser.add_argument("--echo", action="store_true", help="answer every request with the echo JSON, API paths too")
     args = parser.parse_args()
     if args.config:
         from authgate.settings import ConfigError, read_config
@@ -407,7 +418,7 @@ def main() -> None:
             return
         args.host, args.port = up.host, up.port
     try:
-        server = serve(args.host, args.port)
+        server = serve(args.host, args.port, echo_only=args.echo)
     except OSError as e:
         raise SystemExit(f"demo upstream: cannot listen on {args.host}:{args.port}: {e}")
     print(f"demo upstream (OpenAI, Anthropic, Gemini) listening on http://{args.host}:{server.server_address[1]}",

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-import echo_upstream
+import demo_upstream
 
 REPO = Path(__file__).resolve().parent.parent
 ADDON = REPO / "addon" / "auth.py"
@@ -155,18 +155,8 @@ class Echo:
     """The echo upstream in a thread, recording the path of every request it receives."""
 
     def __init__(self) -> None:
-        seen: list[tuple[str, str]] = []
-
-        class Recording(echo_upstream.EchoHandler):
-            def _answer(self) -> None:
-                seen.append((self.command, self.path))
-                super()._answer()
-
-            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _answer
-
-        self.seen = seen
-        self.server = echo_upstream.serve("127.0.0.1", 0)
-        self.server.RequestHandlerClass = Recording
+        self.server = demo_upstream.serve("127.0.0.1", 0, echo_only=True)
+        self.seen = self.server.received  # (method, path) of every request that reached it
         self.port = self.server.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"
         self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.1},
@@ -533,7 +523,7 @@ def test_healthz_is_answered_by_the_proxy_not_forwarded(aeh, echo):
     assert aeh.send("GET", "/healthz").json() == {"status": "ok"}
     h = aeh.send("HEAD", "/healthz")
     assert h.status == 200 and h.body == b""
-    assert [p for _, p in echo.seen[before:] if p.startswith("/healthz")] == []
+    assert [p for _, p in list(echo.seen)[before:] if p.startswith("/healthz")] == []
 
 
 def test_post_healthz_is_405(aeh, strict):
@@ -633,7 +623,7 @@ def test_absolute_form_is_refused_and_nothing_reaches_upstream(strict, echo):
         r = strict.send("GET", target, [bearer()], host=target.split("/")[2])
         assert r.status == 400, target
         assert r.json()["error"]["code"] == "not_a_forward_proxy"
-    assert echo.seen == before
+    assert list(echo.seen) == before
 
 
 def test_connect_is_refused(strict, echo):
@@ -641,7 +631,7 @@ def test_connect_is_refused(strict, echo):
     for authority in (f"127.0.0.1:{echo.port}", "example.com:443"):
         r = strict.send("CONNECT", authority, [bearer()], host=authority)
         assert 400 <= r.status < 500, authority
-    assert echo.seen == before
+    assert list(echo.seen) == before
 
 
 # ====================================================================== upstream down

@@ -28,7 +28,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-import echo_upstream
+import demo_upstream
 from authgate.settings import fingerprint
 
 REPO = Path(__file__).resolve().parent.parent
@@ -140,7 +140,7 @@ def start_mitmweb(config: Path, *extra: str) -> Mitmweb:
 
 @pytest.fixture(scope="module")
 def upstream():
-    server = echo_upstream.serve("127.0.0.1", 0)
+    server = demo_upstream.serve("127.0.0.1", 0, echo_only=True)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}"

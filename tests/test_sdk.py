@@ -1,0 +1,406 @@
+"""The official SDKs (openai, anthropic, google-genai) through a live gate.
+
+A real `mitmdump -s addon/auth.py` on an ephemeral loopback port (strict mode, a known key),
+the demo upstream (addon/demo_upstream.py) in a thread behind it. For each SDK:
+- the right key gives a real answer, streamed too, and the first streamed event reaches the
+  client before the upstream has finished sending;
+- the answer's text (written by the upstream) shows the proxy key did not reach the upstream;
+- a missing or wrong key raises the SDK's own auth error whose message is the gate's explanation;
+- the header the SDK sends by default is the one the gate reads (auth_gate.winner).
+And upstream.headers with ${ENV} reaches the upstream while the client's key does not.
+Everything stays on 127.0.0.1; every client has a timeout and no retries.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+openai = pytest.importorskip("openai")
+anthropic = pytest.importorskip("anthropic")
+genai = pytest.importorskip("google.genai")
+from google.genai import errors as genai_errors  # noqa: E402
+from google.genai import types as genai_types  # noqa: E402
+
+import demo_upstream  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+ADDON = REPO / "addon" / "auth.py"
+KEY = "sk-sdk0123456789abcdef0123456789ab"
+WRONG_KEY = "sk-sdkWRONGfedcba9876543210fedcba"
+UPSTREAM_SECRET = "gk-upstream-secret-0123456789abcdef"  # only in the gate's environment
+SECRET_ENV = "DEMO_UPSTREAM_SECRET"
+TIMEOUT = 10.0  # seconds, every SDK call
+START_TIMEOUT = 20.0  # seconds for mitmdump to say "listening at"
+LISTENING = re.compile(r"listening at 127\.0\.0\.1:(\d+)\.?\s*$")
+# Variables that would send an SDK elsewhere or give it a key of its own.
+_ENV_NOISE = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy",
+              "OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_ORG_ID", "OPENAI_PROJECT_ID",
+              "ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "ANTHROPIC_BASE_URL",
+              "GOOGLE_API_KEY", "GEMINI_API_KEY", "GOOGLE_GENAI_USE_VERTEXAI",
+              "GOOGLE_CLOUD_PROJECT", "GOOGLE_CLOUD_LOCATION")
+
+SDKS = ("openai", "anthropic", "google-genai")
+DEFAULT_HEADER = {"openai": "Authorization", "anthropic": "x-api-key", "google-genai": "x-goog-api-key"}
+PATH = {"openai": "/v1/chat/completions", "anthropic": "/v1/messages",
+        "google-genai": "/v1beta/models/demo-gemini:generateContent"}
+STREAM_PATH = {**PATH, "google-genai": "/v1beta/models/demo-gemini:streamGenerateContent"}
+
+
+# ====================================================================== the gate and the upstream
+
+def _mitmdump() -> str:
+    exe = Path(sys.executable).with_name("mitmdump")
+    if exe.exists():
+        return str(exe)
+    found = shutil.which("mitmdump")
+    if not found:
+        pytest.fail("mitmdump not found next to the Python interpreter nor on PATH")
+    return found
+
+
+class Demo:
+    """The demo upstream in a thread on an ephemeral loopback port."""
+
+    def __init__(self) -> None:
+        self.server = demo_upstream.serve("127.0.0.1", 0)
+        self.port = self.server.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.1},
+                                       daemon=True)
+        self.thread.start()
+
+    def stream_record(self, stream_id: str) -> dict:
+        """When the upstream finished the stream with this id (it records after the last byte)."""
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            for rec in list(self.server.streams):
+                if rec["id"] == stream_id:
+                    return rec
+            time.sleep(0.01)
+        pytest.fail(f"the demo upstream has no finished stream {stream_id}: {self.server.streams}")
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(5)
+
+
+class Gate:
+    """`mitmdump -s addon/auth.py` on an ephemeral port; its output drained line by line."""
+
+    def __init__(self, workdir: Path, upstream_url: str, headers: dict[str, str] | None = None,
+                 env: dict[str, str] | None = None) -> None:
+        lines = ["proxy:", "  port: 8045", "  allow_lan_access: false", "  auth_mode: strict",
+                 f'  api_key: "{KEY}"', "upstream:", f"  url: {upstream_url}"]
+        if headers:
+            lines.append("  headers:")
+            lines += [f'    {name}: "{value}"' for name, value in headers.items()]
+        self.config = workdir / "config.yaml"
+        self.config.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        args = [_mitmdump(), "-s", str(ADDON), "--set", f"confdir={workdir}",
+                "--set", f"auth_config={self.config}", "--set", "auth_port=0"]
+        self.lines: list[str] = []
+        self._ports: queue.Queue[int] = queue.Queue()
+        self.proc = subprocess.Popen(
+            args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=workdir,
+            env={**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1", "PYTHONIOENCODING": "utf-8"})
+        threading.Thread(target=self._read, daemon=True).start()
+        try:
+            self.port = self._ports.get(timeout=START_TIMEOUT)
+        except queue.Empty:
+            self.stop()
+            pytest.fail(f"mitmdump did not say 'listening at' within {START_TIMEOUT:.0f}s:\n{self.output}")
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def _read(self) -> None:
+        for raw in self.proc.stdout:
+            line = raw.decode("utf-8", "replace").rstrip("\n")
+            self.lines.append(line)
+            m = LISTENING.search(line)
+            if m:
+                self._ports.put(int(m.group(1)))
+
+    @property
+    def output(self) -> str:
+        return "\n".join(self.lines)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.proc.stdout.close()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def clean_env():
+    with pytest.MonkeyPatch.context() as mp:
+        for name in _ENV_NOISE:
+            mp.delenv(name, raising=False)
+        mp.setenv("NO_PROXY", "127.0.0.1,localhost")
+        yield
+
+
+@pytest.fixture(scope="module")
+def demo(clean_env):
+    d = Demo()
+    yield d
+    d.stop()
+
+
+@pytest.fixture(scope="module")
+def gate(demo, tmp_path_factory):
+    g = Gate(tmp_path_factory.mktemp("sdk-gate"), demo.url)
+    yield g
+    g.stop()
+    assert KEY not in g.output and WRONG_KEY not in g.output, "a key appeared in full in mitmdump's output"
+
+
+@pytest.fixture(scope="module")
+def gate_with_upstream_key(demo, tmp_path_factory):
+    # The secret is only in mitmdump's environment: config.yaml holds the ${...} reference.
+    g = Gate(tmp_path_factory.mktemp("sdk-gate-upstream-key"), demo.url,
+             headers={"x-goog-api-key": "${%s}" % SECRET_ENV}, env={SECRET_ENV: UPSTREAM_SECRET})
+    yield g
+    g.stop()
+    assert UPSTREAM_SECRET not in g.output, "upstream.headers' secret appeared in mitmdump's output"
+    assert KEY not in g.output
+
+
+# ====================================================================== the three SDKs, one shape
+
+class Client:
+    """One SDK's client pointed at `url`: ask() and ask_stream() make the same call with each SDK."""
+
+    def __init__(self, sdk: str, url: str, key: str = KEY, no_key: bool = False) -> None:
+        self.sdk = sdk
+        self.call: dict = {}  # per-call options
+        opts: dict = {}
+        if sdk == "openai":
+            if no_key:  # the SDKs refuse an empty key; an explicitly omitted header is allowed
+                self.call = {"extra_headers": {"Authorization": openai.Omit()}}
+            self.c = openai.OpenAI(base_url=f"{url}/v1", api_key=key, max_retries=0, timeout=TIMEOUT)
+        elif sdk == "anthropic":
+            if no_key:
+                self.call = {"extra_headers": {"X-Api-Key": anthropic.Omit()}}
+            self.c = anthropic.Anthropic(base_url=url, api_key=key, max_retries=0, timeout=TIMEOUT)
+        else:
+            if no_key:  # google-genai always sends its key: an httpx request hook takes it off
+                def drop(request):
+                    del request.headers["x-goog-api-key"]
+
+                opts = {"client_args": {"event_hooks": {"request": [drop]}}}
+            self.c = genai.Client(api_key=key, http_options=genai_types.HttpOptions(
+                base_url=url, timeout=int(TIMEOUT * 1000), retry_options=genai_types.HttpRetryOptions(attempts=1),
+                **opts))
+
+    def ask(self, prompt: str = "Hello through the gate") -> str:
+        """One non-streaming call; the answer's text."""
+        if self.sdk == "openai":
+            r = self.c.chat.completions.create(model="demo-gpt", messages=[{"role": "user", "content": prompt}],
+                                               **self.call)
+            assert r.object == "chat.completion" and r.choices[0].finish_reason == "stop"
+            return r.choices[0].message.content
+        if self.sdk == "anthropic":
+            r = self.c.messages.create(model="demo-claude", max_tokens=256,
+                                       messages=[{"role": "user", "content": prompt}], **self.call)
+            assert r.type == "message" and r.stop_reason == "end_turn"
+            return "".join(b.text for b in r.content if b.type == "text")
+        r = self.c.models.generate_content(model="demo-gemini", contents=prompt)
+        assert r.candidates[0].finish_reason == genai_types.FinishReason.STOP
+        return r.text
+
+    def ask_stream(self, prompt: str = "Stream through the gate") -> tuple[str, str, float, list]:
+        """One streaming call: (text, the upstream's id for it, monotonic time of the first event, events)."""
+        events, parts, first, sid = [], [], None, None
+        if self.sdk == "openai":
+            stream = self.c.chat.completions.create(
+                model="demo-gpt", messages=[{"role": "user", "content": prompt}], stream=True, **self.call)
+            for chunk in stream:
+                first = first or time.monotonic()
+                sid = sid or chunk.id
+                events.append(chunk)
+                if chunk.choices and chunk.choices[0].delta.content:
+                    parts.append(chunk.choices[0].delta.content)
+        elif self.sdk == "anthropic":
+            stream = self.c.messages.create(model="demo-claude", max_tokens=256, stream=True,
+                                            messages=[{"role": "user", "content": prompt}], **self.call)
+            for event in stream:
+                first = first or time.monotonic()
+                if event.type == "message_start":
+                    sid = event.message.id
+                events.append(event)
+                if event.type == "content_block_delta" and event.delta.type == "text_delta":
+                    parts.append(event.delta.text)
+        else:
+            for chunk in self.c.models.generate_content_stream(model="demo-gemini", contents=prompt):
+                first = first or time.monotonic()
+                sid = sid or chunk.response_id
+                events.append(chunk)
+                parts.append(chunk.text or "")
+        assert first is not None and sid, f"{self.sdk}: the stream gave no event"
+        return "".join(parts), sid, first, events
+
+    def models(self) -> list[str]:
+        if self.sdk == "google-genai":
+            return [m.name for m in self.c.models.list()]
+        return [m.id for m in self.c.models.list()]
+
+
+AUTH_ERROR = {"openai": openai.AuthenticationError, "anthropic": anthropic.AuthenticationError,
+              "google-genai": genai_errors.ClientError}
+
+
+def gate_body(sdk: str, exc) -> dict:
+    """The 401's JSON body, as the SDK's exception carries it."""
+    if sdk == "google-genai":
+        return exc.details
+    return exc.response.json()
+
+
+def expect_auth_error(sdk: str, call):
+    with pytest.raises(AUTH_ERROR[sdk]) as info:
+        call()
+    exc = info.value
+    if sdk == "google-genai":
+        assert exc.code == 401 and exc.status == "UNAUTHENTICATED"
+        message = exc.message
+    else:
+        assert exc.status_code == 401
+        message = gate_body(sdk, exc)["error"]["message"]
+    assert message in str(exc), f"{sdk}: the exception's text lacks the gate's explanation: {exc}"
+    return exc, message
+
+
+def fp(key: str) -> str:
+    return demo_upstream.fingerprint(key)
+
+
+# ====================================================================== tests
+
+@pytest.mark.parametrize("sdk", SDKS)
+def test_right_key_gets_a_real_answer_and_the_key_stays_at_the_gate(sdk, gate):
+    text = Client(sdk, gate.url).ask("Hello through the gate")
+    assert text.startswith(f"demo upstream received POST {PATH[sdk]};"), text
+    # The SDK sent its key header; the gate took it off before forwarding.
+    assert "key headers: none (Authorization, x-api-key, x-goog-api-key absent)" in text, text
+    assert KEY not in text and fp(KEY) not in text
+    assert "You said: Hello through the gate" in text
+
+
+@pytest.mark.parametrize("sdk", SDKS)
+def test_right_key_streams_unbuffered(sdk, gate, demo):
+    text, sid, first, events = Client(sdk, gate.url).ask_stream()
+    assert text.startswith(f"demo upstream received POST {STREAM_PATH[sdk]};"), text
+    assert "key headers: none (Authorization, x-api-key, x-goog-api-key absent)" in text, text
+    assert "You said: Stream through the gate" in text
+    rec = demo.stream_record(sid)
+    # Buffered, the first event could only arrive after the upstream's last byte. Unbuffered it
+    # arrives while the upstream is still pausing between events (STREAM_DELAY apart).
+    assert first < rec["finished"] - 2 * demo_upstream.STREAM_DELAY, (
+        f"{sdk}: first event reached the client {first - rec['first_sent']:.3f}s after the upstream sent it, "
+        f"{first - rec['finished']:+.3f}s relative to the upstream finishing: the gate buffered the stream")
+    if sdk == "anthropic":
+        kinds = [e.type for e in events]
+        deltas = kinds.count("content_block_delta")
+        assert deltas >= 2
+        assert kinds == ["message_start", "content_block_start", *["content_block_delta"] * deltas,
+                         "content_block_stop", "message_delta", "message_stop"], kinds
+    elif sdk == "openai":
+        assert events[-1].choices[0].finish_reason == "stop"
+        assert len(events) >= 4
+    else:
+        assert events[-1].candidates[0].finish_reason == genai_types.FinishReason.STOP
+        assert len(events) >= 3
+
+
+def test_model_lists_through_the_gate(gate):
+    assert "demo-gpt" in Client("openai", gate.url).models()
+    assert "demo-claude" in Client("anthropic", gate.url).models()
+    assert "models/demo-gemini" in Client("google-genai", gate.url).models()
+
+
+@pytest.mark.parametrize("sdk", SDKS)
+def test_sdk_default_key_header_straight_to_the_upstream(sdk, demo):
+    """Without the gate, the upstream sees exactly which key header the SDK sends by default."""
+    text = Client(sdk, demo.url).ask()
+    header = DEFAULT_HEADER[sdk]
+    shown = f"Bearer {fp(KEY)}" if header == "Authorization" else fp(KEY)
+    others = ", ".join(h for h in ("Authorization", "x-api-key", "x-goog-api-key") if h != header)
+    assert f"key headers: {header} present: {shown}; absent: {others}." in text, text
+    assert KEY not in text
+
+
+@pytest.mark.parametrize("sdk", SDKS)
+def test_wrong_key_raises_the_sdks_auth_error_naming_the_header(sdk, gate):
+    exc, message = expect_auth_error(sdk, Client(sdk, gate.url, key=WRONG_KEY).ask)
+    header = DEFAULT_HEADER[sdk]
+    body = gate_body(sdk, exc)
+    # The header the SDK sends by default is the one the gate read, and the only one sent.
+    assert body["auth_gate"]["winner"] == header
+    assert body["auth_gate"]["reason"] == "mismatch"
+    assert {h: s for h, s in body["auth_gate"]["headers"].items() if s != "absent"} == {header: "won"}
+    assert f"Key header read: {header} won" in message
+    assert f"The key read from {header} does not match proxy.api_key." in message
+    assert "Fix: Use the api_key from config.yaml" in message
+    assert WRONG_KEY not in str(exc) and KEY not in str(exc)
+    assert fp(WRONG_KEY) in message  # a fingerprint of what was presented, never the key
+
+
+@pytest.mark.parametrize("sdk", SDKS)
+def test_missing_key_raises_the_sdks_auth_error_with_the_fix(sdk, gate):
+    exc, message = expect_auth_error(sdk, Client(sdk, gate.url, no_key=True).ask)
+    body = gate_body(sdk, exc)
+    assert body["auth_gate"]["winner"] is None and body["auth_gate"]["reason"] == "missing"
+    assert "No Authorization, x-api-key or x-goog-api-key header was sent." in message
+    assert "Fix: Send Authorization: Bearer <proxy api_key>." in message
+
+
+@pytest.mark.parametrize("sdk", SDKS)
+def test_401_speaks_the_sdks_dialect(sdk, gate):
+    exc, message = expect_auth_error(sdk, Client(sdk, gate.url, key=WRONG_KEY).ask)
+    body = gate_body(sdk, exc)
+    if sdk == "openai":
+        assert body["error"]["type"] == "invalid_request_error" and body["error"]["code"] == "invalid_api_key"
+        assert exc.code == "invalid_api_key"
+    elif sdk == "anthropic":
+        assert body["type"] == "error" and body["error"]["type"] == "authentication_error"
+    else:
+        assert body["error"]["code"] == 401 and body["error"]["status"] == "UNAUTHENTICATED"
+    assert exc.response.headers["www-authenticate"] == 'Bearer realm="antigravity-proxy", error="invalid_token"'
+
+
+@pytest.mark.parametrize("sdk", SDKS)
+def test_wrong_key_on_a_stream_raises_the_auth_error(sdk, gate):
+    exc, message = expect_auth_error(sdk, Client(sdk, gate.url, key=WRONG_KEY).ask_stream)
+    assert gate_body(sdk, exc)["auth_gate"]["winner"] == DEFAULT_HEADER[sdk]
+    assert "Fix:" in message
+
+
+@pytest.mark.parametrize("sdk", ["google-genai", "openai"])
+def test_upstream_headers_reach_the_upstream_and_the_client_key_does_not(sdk, gate_with_upstream_key):
+    text = Client(sdk, gate_with_upstream_key.url).ask()
+    # The upstream's own credential (${DEMO_UPSTREAM_SECRET}, expanded in mitmdump's environment)
+    # arrived; the client's proxy key, sent in the same or another header, did not.
+    assert f"key headers: x-goog-api-key present: {fp(UPSTREAM_SECRET)}; absent: Authorization, x-api-key." \
+        in text, text
+    assert fp(KEY) not in text and KEY not in text and UPSTREAM_SECRET not in text
+    assert SECRET_ENV not in os.environ  # the test process never had it: the gate expanded it
+
+
+def test_upstream_headers_wrong_client_key_still_401(gate_with_upstream_key):
+    exc, message = expect_auth_error("google-genai", Client("google-genai", gate_with_upstream_key.url, WRONG_KEY).ask)
+    assert UPSTREAM_SECRET not in str(exc) and fp(UPSTREAM_SECRET) not in str(exc)
