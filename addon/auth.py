@@ -246,7 +246,7 @@ class AuthGate:
             # Shadow mode: the real proxy decides; its answer is checked against
             # this prediction when it arrives (see _judge_shadow).
             meta["shadow"], meta["predicted"] = True, flow.comment
-            flow.comment = explain.shadow_verdict(flow.comment, d.allowed, None, "waiting", self.lang)[0]
+            flow.comment = explain.shadow_waiting(flow.comment, self.lang)
             await self._forward(flow, s, strip=False)
             return
         flow.marked = "" if d.allowed else DENIED_MARKER
@@ -333,8 +333,10 @@ class AuthGate:
         headers = flow.response.headers
         if "access-control-allow-origin" not in headers:
             headers["access-control-allow-origin"] = "*"
+        self._judge_shadow(flow)
         if self.explain and (meta := flow.metadata.get("auth")):
-            # The decision, for curl -i and scripts: which header won, and why.
+            # The decision, for curl -i and scripts: which header won, and why
+            # (in shadow mode, also whether the real proxy answered as predicted).
             headers["x-auth-gate"] = explain.header_value(meta)
         # Server-sent events go through as they come, not buffered.
         if headers.get("content-type", "").startswith("text/event-stream"):
@@ -342,7 +344,6 @@ class AuthGate:
 
     def response(self, flow: http.HTTPFlow) -> None:
         self._restore(flow)
-        self._judge_shadow(flow)
 
     def error(self, flow: http.HTTPFlow) -> None:
         self._restore(flow)
@@ -350,13 +351,13 @@ class AuthGate:
 
     def _judge_shadow(self, flow: http.HTTPFlow) -> None:
         meta = flow.metadata.get("auth")
-        if not meta or not meta.get("shadow"):
+        if not meta or not meta.get("shadow") or "shadow_verdict" in meta:
             return
         status = flow.response.status_code if flow.response else None
         error = flow.error.msg if flow.error else None
-        flow.comment, surprising = explain.shadow_verdict(meta["predicted"], meta["outcome"] == "allow", status,
-                                                          error, self.lang)
-        meta["shadow_surprise"] = surprising
+        flow.comment, meta["shadow_verdict"] = explain.shadow_verdict(
+            meta["predicted"], meta["outcome"] == "allow", status, error, self.lang)
+        surprising = meta["shadow_verdict"] in explain.SHADOW_SURPRISES
         flow.marked = SURPRISE_MARKER if surprising else (DENIED_MARKER if status in (401, 403) else "")
         if surprising:
             log.warning(f"{flow.comment} — {flow.request.method} {flow.request.path}")

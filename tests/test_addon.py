@@ -342,6 +342,7 @@ async def test_shadow_mode_forwards_unchanged_and_judges_the_answer(gate, header
     assert f.response is None  # forwarded, whatever the prediction
     assert f.request.headers["x-api-key"] == headers[0][1]  # credentials included
     f.response = tutils.tresp(status_code=status)
+    gate.responseheaders(f)
     gate.response(f)
     assert f.comment.startswith(f"{status} · shadow · {verdict}")
     assert "predicted " + ("pass" if headers[0][1] == KEY else "401") in f.comment

@@ -202,7 +202,7 @@ def header_value(detail_: dict) -> str:
     if detail_["shadowed"]:
         value += f"; shadowed={detail_['shadowed']}"
     if detail_.get("shadow"):
-        value += "; shadow=predicted"
+        value += f"; shadow={detail_.get('shadow_verdict', 'waiting')}"
     return value
 
 
@@ -220,28 +220,36 @@ def denial_body(d: Decision, path: str, lang: str = "en") -> bytes:
     return json.dumps(body, ensure_ascii=False).encode()
 
 
+SHADOW_SURPRISES = ("other_401", "should_refuse", "no_response")
+
+
+def shadow_waiting(predicted: str, lang: str = "en") -> str:
+    """Shadow mode, before the real proxy answers: the prediction alone."""
+    p = _cat(lang).phrases
+    return " · ".join([p["shadow"], p["shadow_predicted"].format(comment=predicted)])
+
+
 def shadow_verdict(predicted: str, predicted_allowed: bool, upstream_status: int | None,
-                   error: str | None = None, lang: str = "en") -> tuple[str, bool]:
+                   error: str | None = None, lang: str = "en") -> tuple[str, str]:
     """Shadow mode: does the real proxy's answer match the prediction?
 
-    -> (comment line, surprising). A 401 (or v4's 403) the auth layer would
-    give, and a pass it would give, are as predicted; anything else is a
-    finding: the 401 came from elsewhere, or the real proxy's config differs.
+    -> (comment line, verdict code). A 401 (or v4's 403) the auth layer would
+    give, and a pass it would give, are as predicted; the codes in
+    SHADOW_SURPRISES are findings: the 401 came from elsewhere, or the real
+    proxy's key or mode differs from config.yaml.
     """
     p = _cat(lang).phrases
     tail = p["shadow_predicted"].format(comment=predicted)
     if upstream_status is None:
-        return " · ".join(["---", p["shadow"], p["shadow_no_response"].format(error=error), tail]), True
+        return " · ".join(["---", p["shadow"], p["shadow_no_response"].format(error=error), tail]), "no_response"
     refused = upstream_status in (401, 403)
-    if refused and not predicted_allowed:
-        verdict, surprising = p["shadow_as_predicted"], False
-    elif refused:
-        verdict, surprising = p["shadow_other_401"], True
-    elif not predicted_allowed:
-        verdict, surprising = p["shadow_should_refuse"], True
+    if refused:
+        code = "other_401" if predicted_allowed else "as_predicted"
     else:
-        verdict, surprising = p["shadow_passed"], False
-    return " · ".join([str(upstream_status), p["shadow"], verdict, tail]), surprising
+        code = "passed" if predicted_allowed else "should_refuse"
+    verdict = p[{"as_predicted": "shadow_as_predicted", "other_401": "shadow_other_401",
+                 "should_refuse": "shadow_should_refuse", "passed": "shadow_passed"}[code]]
+    return " · ".join([str(upstream_status), p["shadow"], verdict, tail]), code
 
 
 def www_authenticate(d: Decision) -> str:
