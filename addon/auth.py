@@ -258,21 +258,25 @@ class AuthGate:
             return
         if d.route == "upstream":
             await self._forward(flow, s)
-        elif d.route == "preflight":
-            flow.response = http.Response.make(200, b"", {
+        else:
+            flow.response = self._local_answer(d.route, req, s)
+
+    def _local_answer(self, route: str, req: http.Request, s: Settings) -> http.Response:
+        """The proxy's own routes: CORS preflight, /healthz, and /healthz with another method."""
+        if route == "preflight":
+            return http.Response.make(200, b"", {
                 **CORS,
                 "access-control-allow-methods": "GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS",
                 "access-control-allow-headers": req.headers.get("access-control-request-headers", "*"),
                 "access-control-max-age": "3600"})
-        elif d.route == "health":
+        if route == "health":
             body = {"status": "ok", "version": V4_VERSION} if s.profile == "v4" else {"status": "ok"}
-            flow.response = _json_response(200, body)
+            response = _json_response(200, body)
             if req.method == "HEAD":
-                flow.response.content = b""
-        else:
-            flow.response = _json_response(405, {"error": {
-                "message": f"{req.path.partition('?')[0]} answers GET and HEAD only",
-                "type": "invalid_request_error"}}, allow="GET, HEAD")
+                response.content = b""
+            return response
+        return _json_response(405, {"error": {"message": f"{req.path.partition('?')[0]} answers GET and HEAD only",
+                                              "type": "invalid_request_error"}}, allow="GET, HEAD")
 
     def _decide(self, f: http.HTTPFlow) -> Decision:
         req = f.request
@@ -321,7 +325,7 @@ class AuthGate:
             req.headers[name] = value
 
     async def _probe(self, host: str, port: int) -> bool:
-        """Can we connect? Asked only while the upstream is not known to be up."""
+        """Does the upstream accept a connection? (JSON 502 when it does not.)"""
         try:
             _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), PROBE_TIMEOUT)
         except (OSError, asyncio.TimeoutError):
@@ -382,10 +386,10 @@ class AuthGate:
             raise exceptions.CommandError("auth.explain takes an HTTP flow")
         self.reload_if_changed()
         req = f.request
-        out = explain.trace(self._decide(f), req.method, req.path)
+        d = self._decide(f)
+        out = explain.trace(d, req.method, req.path, self.lang)
         recorded = f.comment if "auth" in f.metadata else ""
-        now = explain.comment(self._decide(f))
-        if recorded and recorded.split(" · upstream ")[0] != now:
+        if recorded and not recorded.startswith(explain.comment(d, self.lang)):
             out += f"\nrecorded when the flow ran: {recorded}\n(settings have changed since; replay to decide again)"
         return out
 
