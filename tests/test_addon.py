@@ -377,12 +377,12 @@ async def test_every_answer_names_the_decision_in_a_header(gate):
 
 async def test_explain_and_status_commands(gate):
     f = await send(gate, headers=[("Authorization", "Bearer sk-old"), ("x-api-key", KEY)])
-    out = gate.tctx.command(gate.explain_flow, f)
+    out = gate.explain_flow(f)
     assert "Authorization: present, read (first present key header)" in out
     assert "x-api-key holds the right key but is never read" in out and KEY not in out
     assert "recorded when the flow ran" not in out
     gate.tctx.configure(gate, auth_mode="off")
-    out = gate.tctx.command(gate.explain_flow, f)
+    out = gate.explain_flow(f)
     assert "effective mode: off" in out and "recorded when the flow ran: 401 · strict" in out
     status = gate.status()
     assert "effective mode: off (auth_mode=off)" in status and "flows: 0 passed, 1 denied" in status
