@@ -17,7 +17,8 @@ import os
 from pathlib import Path
 from typing import Optional
 
-from mitmproxy import command, ctx, exceptions, flow, http
+from mitmproxy import command, connection, ctx, exceptions, flow, http
+from mitmproxy.proxy import server_hooks
 
 from authgate import explain, mitmweb
 from authgate.decision import KEY_HEADERS, MODES, PROFILES, Decision, RequestView, decide
@@ -57,7 +58,10 @@ class AuthGate:
         self._stamp: tuple | None = None  # config.yaml's (mtime, size, inode) when last read
         self._config_path = ""
         self._user_listen: tuple[bool, str, int | None] | None = None
-        self._stash: dict[str, tuple[tuple, str]] = {}  # flow id -> the client's (headers, path)
+        self._stash: dict[str, tuple[tuple, str, bool]] = {}  # flow id -> client's (headers, path), host moved
+        # client connection id -> upstream addresses it holds open: mitmproxy
+        # reuses those, so only a request without one makes it connect.
+        self._open: dict[str, set[tuple[str, int]]] = {}
         self._watcher: asyncio.Task | None = None
         self._start_failed = False  # a bad config at start: stay inert while mitmproxy exits
 
@@ -300,8 +304,7 @@ class AuthGate:
         # mitmproxy's own connect failure is an HTML 502 no hook can replace, so
         # when it is about to open a connection, try one first: a dead upstream
         # then gets our JSON 502. A kept-alive connection costs nothing.
-        conn = flow.server_conn
-        reusing = conn.connected and tuple(conn.address or ())[:2] == (up.host, up.port)
+        reusing = (up.host, up.port) in self._open.get(flow.client_conn.id, ())
         if not reusing and not await self._probe(up.host, up.port):
             flow.response = _json_response(502, {"error": {
                 "message": f"Upstream {up.url} is unreachable (connection failed); the auth gate passed "
@@ -314,11 +317,15 @@ class AuthGate:
         # The client's proxy key never reaches the upstream; it is put back on
         # the flow when the response arrives, so mitmweb shows what the client
         # sent and a replay is decided again on the same headers.
-        self._stash[flow.id] = (req.headers.fields, req.path)
-        if strip and any(n.lower() in _KEY_HEADER_NAMES for n, _ in req.headers.fields):
-            for name in KEY_HEADERS:
-                req.headers.pop(name, None)
-        req.scheme, req.host, req.port = up.scheme, up.host, up.port
+        fields = req.headers.fields
+        moved = (req.scheme, req.host, req.port) != (up.scheme, up.host, up.port)
+        self._stash[flow.id] = (fields, req.path, moved)
+        if strip:
+            kept = tuple(f for f in fields if f[0].lower() not in _KEY_HEADER_NAMES)
+            if len(kept) != len(fields):
+                req.headers.fields = kept
+        if moved:  # in reverse mode it already points there, unless upstream.url changed live
+            req.scheme, req.host, req.port = up.scheme, up.host, up.port
         if up.prefix:
             req.path = up.prefix + req.path
         for name, value in up.headers:  # the upstream's own credentials
@@ -349,6 +356,15 @@ class AuthGate:
     def response(self, flow: http.HTTPFlow) -> None:
         self._restore(flow)
 
+    def server_connected(self, data: server_hooks.ServerConnectionHookData) -> None:
+        self._open.setdefault(data.client.id, set()).add(_address(data.server))
+
+    def server_disconnected(self, data: server_hooks.ServerConnectionHookData) -> None:
+        self._open.get(data.client.id, set()).discard(_address(data.server))
+
+    def client_disconnected(self, client: connection.Client) -> None:
+        self._open.pop(client.id, None)
+
     def error(self, flow: http.HTTPFlow) -> None:
         self._restore(flow)
         self._judge_shadow(flow)
@@ -372,10 +388,12 @@ class AuthGate:
             return
         # Back to what the client sent (upstream credentials out of the view and
         # out of replays), keeping the Host of where it really went.
+        fields, path, moved = stash
         req = flow.request
-        host = req.host_header
-        req.headers.fields, req.path = stash
-        req.host_header = host
+        host = req.host_header if moved else None
+        req.headers.fields, req.path = fields, path
+        if moved:
+            req.host_header = host
 
     # ------------------------------------------------------------ commands
 
@@ -424,6 +442,11 @@ class AuthGate:
             f"config: {s.config_path}" + (f" (options override: {', '.join(s.overridden)})" if s.overridden else ""),
             f"flows: {self.passed} passed, {self.denied} denied",
         ])
+
+
+def _address(server: connection.Server) -> tuple[str, int]:
+    host, port = server.address[:2]
+    return host, port
 
 
 def _tristate(name: str) -> bool | None:

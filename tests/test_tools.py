@@ -97,3 +97,13 @@ def test_explain_cli_errors_are_clear(tmp_path):
     assert run.returncode == 2 and "does not exist" in run.stderr
     run = explain_cli("-H", "no colon here")
     assert run.returncode == 2 and "expected 'Name: value'" in run.stderr
+
+
+def test_explain_cli_before_the_first_start(tmp_path):
+    # a fresh clone: config.yaml has no key until the gate generates one
+    config = tmp_path / "config.yaml"
+    write_config(config, config_text("strict"))
+    run = explain_cli("--config", str(config), "-H", "x-api-key: sk-anything")
+    assert run.returncode == 0, run.stderr
+    assert "has no api_key yet" in run.stdout and "api_key (none)" in run.stdout
+    assert "comment: 401 · strict · x-api-key won (Authorization absent) · key mismatch" in run.stdout

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hmac
 import re
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 MODES = ("off", "strict", "all_except_health", "auto")
 # faq: the behaviour the FAQ describes. v4: newer releases of the original
@@ -24,7 +24,7 @@ HEALTH_PATHS = {"faq": ("/healthz",), "v4": ("/healthz", "/health")}
 
 # Priority order of the key headers; names as the FAQ writes them.
 KEY_HEADERS = ("Authorization", "x-api-key", "x-goog-api-key")
-_KEY_HEADERS_LOWER = {name.lower(): name for name in KEY_HEADERS}
+_KEY_HEADERS_LOWER = {name.lower().encode(): name for name in KEY_HEADERS}
 _BEARER = b"Bearer "
 
 # The http crate's HeaderValue::to_str() accepts only visible ASCII and tab;
@@ -48,8 +48,7 @@ class RequestView:
     headers: tuple[tuple[bytes, bytes], ...]  # raw (name, value) pairs in wire order
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
+class Decision(NamedTuple):  # immutable, and cheap to build on every request
     allowed: bool
     # What answers an allowed request: "preflight", "health" (the proxy's own
     # GET/HEAD /healthz route), "method_not_allowed" (/healthz, other method)
@@ -109,7 +108,7 @@ def _first_values(headers: tuple[tuple[bytes, bytes], ...]) -> dict[str, bytes]:
     """First value of each key header present (names are case-insensitive)."""
     found: dict[str, bytes] = {}
     for name, value in headers:
-        canonical = _KEY_HEADERS_LOWER.get(name.decode("latin-1").lower())
+        canonical = _KEY_HEADERS_LOWER.get(name.lower())
         if canonical is not None and canonical not in found:
             found[canonical] = value
     return found
@@ -162,45 +161,47 @@ def decide(view: RequestView, policy: Policy) -> Decision:
     profile = policy.profile
     effective = effective_mode(mode, lan)
 
-    def allow(route: str, reason: str, required: bool, **read) -> Decision:
-        return Decision(True, route, _ROUTE_STATUS[route], mode, effective, lan, required, reason,
-                        read.get("winner"), read.get("form"),
-                        read.get("states", ()), None, read.get("key"))
-
     # CORS preflight passes whatever the mode, before anything else.
     if view.method == "OPTIONS":
-        return allow("preflight", "preflight", False)
+        return Decision(True, "preflight", 200, mode, effective, lan, False, "preflight", None, None, (), None, None)
     route = _route(view.method, view.path, profile)
     if effective == "off":
-        return allow(route, "auth_off", False)
-    if effective == "all_except_health" and route != "upstream":
-        return allow(route, "health_exempt", False)
-    if profile == "v4" and view.path.startswith("/internal/"):
-        return allow(route, "internal_exempt", False)
+        reason = "auth_off"
+    elif effective == "all_except_health" and route != "upstream":
+        reason = "health_exempt"
+    elif profile == "v4" and view.path.startswith("/internal/"):
+        reason = "internal_exempt"
+    else:
+        return _check_key(view, policy, route, mode, effective, lan, profile)
+    return Decision(True, route, _ROUTE_STATUS[route], mode, effective, lan, False, reason,
+                    None, None, (), None, None)
 
+
+def _check_key(view: RequestView, policy: Policy, route: str, mode: str, effective: str, lan: bool,
+               profile: str) -> Decision:
+    """Auth is required: read the key from the first usable header and compare."""
     found = _first_values(view.headers)
     winner, key, form, states = _read_key(found)
     expected = policy.api_key.encode("ascii")
-
-    def deny(reason: str) -> Decision:
-        shadowed = None
-        if expected:
-            for name, state in states:
-                if state == "ignored" and _matches(found[name], expected):
-                    shadowed = name
-                    break
-        # v4 answers a presented but wrong key with 403; a missing one stays 401.
-        status = 403 if profile == "v4" and winner is not None and reason != "empty_api_key" else 401
-        return Decision(False, "denied", status, mode, effective, lan, True, reason,
-                        winner, form, states, shadowed, key)
-
     if not expected:
-        return deny("empty_api_key")
-    if key is None:
-        return deny("non_ascii" if found else "missing")
-    if _matches(key, expected):
-        return allow(route, "key_ok", True, winner=winner, form=form, states=states, key=key)
-    return deny(_failure_reason(key, form))
+        reason = "empty_api_key"
+    elif key is None:
+        reason = "non_ascii" if found else "missing"
+    elif _matches(key, expected):
+        return Decision(True, route, _ROUTE_STATUS[route], mode, effective, lan, True, "key_ok",
+                        winner, form, states, None, key)
+    else:
+        reason = _failure_reason(key, form)
+    shadowed = None
+    if expected:
+        for name, state in states:
+            if state == "ignored" and _matches(found[name], expected):
+                shadowed = name
+                break
+    # v4 answers a presented but wrong key with 403; a missing one stays 401.
+    status = 403 if profile == "v4" and winner is not None and reason != "empty_api_key" else 401
+    return Decision(False, "denied", status, mode, effective, lan, True, reason,
+                    winner, form, states, shadowed, key)
 
 
 def _matches(presented: bytes, expected: bytes) -> bool:

@@ -11,6 +11,7 @@ words are the ones the gate's 401 body uses. Nothing is written anywhere.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -50,22 +51,22 @@ def run(argv: list[str]) -> str:
     if argv[:1] == ["--"]:  # `just explain -- ...` passes the separator through
         argv = argv[1:]
     args = parser().parse_args(argv)
+    headers = tuple(parse_header(h) for h in args.header)
     cfg = read_config(args.config)
+    settings = merge(cfg, Overrides(auth_mode=args.mode, api_key=args.key, allow_lan_access=args.lan,
+                                    profile=args.profile), args.config)
     notes = []
-    key = args.key
-    if key is None and cfg.api_key is None:
+    ungenerated = args.key is None and cfg.api_key is None
+    if ungenerated:
         notes.append(f"note: {args.config} has no api_key yet (the gate generates one at first start); "
                      "no presented key can match it")
-        key = "\x00"  # a key no header can carry
-    settings = merge(cfg, Overrides(auth_mode=args.mode, api_key=key, allow_lan_access=args.lan,
-                                    profile=args.profile), args.config)
-    headers = tuple(parse_header(h) for h in args.header)
+        settings = dataclasses.replace(settings, api_key="\x00")  # a key no header can carry
     d = decide(RequestView(args.request.upper(), args.path, headers), settings)
     lines = [explain.trace(d, args.request.upper(), args.path, args.lang), ""]
     lines.append(f"comment: {explain.comment(d, args.lang)}")
     if not d.allowed:
         lines.append(f"{d.status}: {explain.message(d, args.lang)}")
-    lines.append(f"settings: {args.config}, api_key {fingerprint(settings.api_key if key != chr(0) else None)}")
+    lines.append(f"settings: {args.config}, api_key {fingerprint(None if ungenerated else settings.api_key)}")
     return "\n".join(lines + notes)
 
 
