@@ -229,6 +229,19 @@ class AuthGate:
     async def request(self, flow: http.HTTPFlow) -> None:
         if flow.response or flow.error or self.settings is None:
             return
+        try:
+            await self._request(flow)
+        except Exception:
+            # An auth layer fails closed: whatever went wrong, nothing is forwarded.
+            log.exception(f"auth gate error on {flow.request.method} {_loggable(flow.request)}; denying")
+            self._stash.pop(flow.id, None)
+            flow.response = _json_response(500, {"error": {
+                "message": "The auth gate failed on this request and denied it; its log says why.",
+                "type": "gate_error", "code": "gate_error"}})
+        if flow.response and flow.request.method == "HEAD":
+            flow.response.content = b""  # a body on HEAD would break the client's next response
+
+    async def _request(self, flow: http.HTTPFlow) -> None:
         self.reload_if_changed()
         s = self.settings
         req = flow.request
@@ -255,10 +268,10 @@ class AuthGate:
             return
         flow.marked = "" if d.allowed else DENIED_MARKER
         if not d.allowed:
+            flow.response = self._denial(d, req)
             if d.reason == "empty_api_key":
                 log.error(EMPTY_KEY_LOG)
-            log.info(f"{flow.comment} — {req.method} {req.path}")
-            flow.response = self._denial(d, req)
+            log.info(f"{flow.comment} — {req.method} {_loggable(req)}")
             return
         if d.route == "upstream":
             await self._forward(flow, s)
@@ -275,10 +288,7 @@ class AuthGate:
                 "access-control-max-age": "3600"})
         if route == "health":
             body = {"status": "ok", "version": V4_VERSION} if s.profile == "v4" else {"status": "ok"}
-            response = _json_response(200, body)
-            if req.method == "HEAD":
-                response.content = b""
-            return response
+            return _json_response(200, body)
         return _json_response(405, {"error": {"message": f"{req.path.partition('?')[0]} answers GET and HEAD only",
                                               "type": "invalid_request_error"}}, allow="GET, HEAD")
 
@@ -380,7 +390,7 @@ class AuthGate:
         surprising = meta["shadow_verdict"] in explain.SHADOW_SURPRISES
         flow.marked = SURPRISE_MARKER if surprising else (DENIED_MARKER if status in (401, 403) else "")
         if surprising:
-            log.warning(f"{flow.comment} — {flow.request.method} {flow.request.path}")
+            log.warning(f"{flow.comment} — {flow.request.method} {_loggable(flow.request)}")
 
     def _restore(self, flow: http.HTTPFlow) -> None:
         stash = self._stash.pop(flow.id, None)
@@ -442,6 +452,12 @@ class AuthGate:
             f"config: {s.config_path}" + (f" (options override: {', '.join(s.overridden)})" if s.overridden else ""),
             f"flows: {self.passed} passed, {self.denied} denied",
         ])
+
+
+def _loggable(req: http.Request, limit: int = 200) -> str:
+    """The request path for a log line: ASCII only (any byte escaped), and capped."""
+    path = req.data.path.decode("ascii", "backslashreplace")
+    return path if len(path) <= limit else f"{path[:limit]}… ({len(path)} chars)"
 
 
 def _address(server: connection.Server) -> tuple[str, int]:

@@ -47,6 +47,15 @@ def write(path, mode="strict", key=KEY, lan=False, port=8045, upstream_port=8046
     return path
 
 
+@pytest.fixture(autouse=True)
+def default_config(tmp_path_factory, monkeypatch):
+    """taddons configures the addon before a test can set auth_config: make the
+    default a throwaway file, never the repository's config.yaml."""
+    path = tmp_path_factory.mktemp("default") / "config.yaml"
+    write(path, upstream_port=closed_port())
+    monkeypatch.setattr(auth, "DEFAULT_CONFIG", str(path))
+
+
 @pytest.fixture
 def config(tmp_path, upstream):
     return write(tmp_path / "config.yaml", upstream_port=upstream)

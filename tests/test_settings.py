@@ -31,7 +31,26 @@ def test_defaults_and_missing_key():
     cfg = parse_config("proxy:\n  auth_mode: auto\n", "c.yaml")
     assert (cfg.port, cfg.allow_lan_access, cfg.api_key) == (8045, False, None)
     assert cfg.upstream.url == "http://127.0.0.1:8046"
-    assert parse_config("", "c.yaml") == FileConfig()
+
+
+@pytest.mark.parametrize("text", ["", "   \n", "# only a comment\n"])
+def test_an_empty_file_is_refused_not_defaulted(text):
+    # a truncated config.yaml must not become the defaults (auto → off: auth off)
+    with pytest.raises(ConfigError, match="c.yaml: \\(file\\): is empty"):
+        parse_config(text, "c.yaml")
+
+
+def test_auth_mode_is_never_defaulted():
+    with pytest.raises(ConfigError) as e:
+        parse_config("proxy:\n  port: 8045\n  api_key: sk-x\n", "c.yaml")
+    assert e.value.field == "proxy.auth_mode" and "is missing" in str(e.value)
+
+
+def test_a_key_in_the_wrong_field_is_not_echoed():
+    key = "sk-0123456789abcdef0123456789abcdef"
+    with pytest.raises(ConfigError) as e:
+        parse_config(f"proxy:\n  auth_mode: {key}\n", "c.yaml")
+    assert key not in str(e.value) and "sk-…cdef (35 chars)" in str(e.value)
 
 
 def test_unquoted_off_is_the_off_mode():
@@ -41,7 +60,7 @@ def test_unquoted_off_is_the_off_mode():
 
 @pytest.mark.parametrize("value, expected", [("", ""), ('""', ""), ("  # nothing", "")])
 def test_empty_key_is_empty_not_missing(value, expected):
-    assert parse_config(f"proxy:\n  api_key: {value}\n", "c.yaml").api_key == expected
+    assert parse_config(f"proxy:\n  auth_mode: strict\n  api_key: {value}\n", "c.yaml").api_key == expected
 
 
 @pytest.mark.parametrize("text, field, words", [
@@ -63,6 +82,10 @@ def test_empty_key_is_empty_not_missing(value, expected):
     ("- a\n- b\n", "(top level)", "proxy:"),
 ])
 def test_errors_name_the_file_the_field_and_the_fix(text, field, words):
+    if "auth_mode" not in text and text.startswith("proxy:\n"):
+        text = text.replace("proxy:\n", "proxy:\n  auth_mode: strict\n", 1)
+    elif text.startswith("upstream:"):
+        text = "proxy:\n  auth_mode: strict\n" + text
     with pytest.raises(ConfigError) as e:
         parse_config(text, "/etc/gate/config.yaml")
     msg = str(e.value)
@@ -126,9 +149,9 @@ def test_key_write_back_keeps_comments_and_layout(tmp_path):
     # replaces an existing line rather than adding a second one
     again = set_key_in_text(new, "sk-newer")
     assert again.count("api_key:") == 1 and parse_config(again, "c").api_key == "sk-newer"
-    # no proxy section at all
-    assert parse_config(set_key_in_text("upstream:\n  url: http://127.0.0.1:1\n", "sk-z"), "c").api_key == "sk-z"
-    assert parse_config(set_key_in_text("", "sk-z"), "c").api_key == "sk-z"
+    # no proxy section at all: one is added (the file still needs its auth_mode to load)
+    assert "proxy:\n  api_key: sk-z\n" in set_key_in_text("upstream:\n  url: http://127.0.0.1:1\n", "sk-z")
+    assert set_key_in_text("", "sk-z") == "proxy:\n  api_key: sk-z\n"
 
 
 def test_write_key_is_atomic_and_reloadable(tmp_path):
@@ -143,7 +166,7 @@ def test_write_key_is_atomic_and_reloadable(tmp_path):
 
 def test_upstream_headers_expand_the_environment(monkeypatch):
     monkeypatch.setenv("GEMINI_KEY", "AIza-secret")
-    cfg = parse_config('upstream:\n  url: https://up.test\n  headers:\n'
+    cfg = parse_config('proxy:\n  auth_mode: strict\nupstream:\n  url: https://up.test\n  headers:\n'
                        '    x-goog-api-key: "${GEMINI_KEY}"\n    x-team: "t-${GEMINI_KEY}-1"\n', "c.yaml")
     assert cfg.upstream.headers == (("x-goog-api-key", "AIza-secret"), ("x-team", "t-AIza-secret-1"))
     # an auth_upstream option keeps the file's credentials
@@ -158,5 +181,5 @@ def test_upstream_headers_expand_the_environment(monkeypatch):
 ])
 def test_upstream_header_errors(headers, field, words):
     with pytest.raises(ConfigError) as e:
-        parse_config("upstream:\n  url: http://h\n  headers:\n" + headers, "c.yaml")
+        parse_config("proxy:\n  auth_mode: strict\nupstream:\n  url: http://h\n  headers:\n" + headers, "c.yaml")
     assert e.value.field == field and words in str(e.value)

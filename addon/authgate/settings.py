@@ -116,9 +116,16 @@ def fingerprint(key: str | bytes | None) -> str:
 
 # ---------------------------------------------------------------- validation
 
+def _shown(value) -> str:
+    """A wrong value, quoted in an error: long or key-like strings only as a fingerprint."""
+    if isinstance(value, str) and (value.startswith("sk-") or len(value) > 24):
+        return fingerprint(value)
+    return repr(value)
+
+
 def check_port(value, source: str, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 65535:
-        raise ConfigError(source, name, f"{value!r} is not a port number",
+        raise ConfigError(source, name, f"{_shown(value)} is not a port number",
                           "use a whole number from 1 to 65535 (0 picks any free port)")
     return value
 
@@ -127,21 +134,21 @@ def check_mode(value, source: str, name: str) -> str:
     if value is False:  # YAML 1.1 reads an unquoted `auth_mode: off` as false
         return "off"
     if value not in MODES:
-        raise ConfigError(source, name, f"{value!r} is not an auth mode",
+        raise ConfigError(source, name, f"{_shown(value)} is not an auth mode",
                           "use one of " + ", ".join(MODES))
     return value
 
 
 def check_profile(value, source: str, name: str) -> str:
     if value not in PROFILES:
-        raise ConfigError(source, name, f"{value!r} is not a profile",
+        raise ConfigError(source, name, f"{_shown(value)} is not a profile",
                           "use faq (the behaviour the FAQ describes) or v4 (newer releases)")
     return value
 
 
 def check_bool(value, source: str, name: str) -> bool:
     if not isinstance(value, bool):
-        raise ConfigError(source, name, f"{value!r} is not true or false",
+        raise ConfigError(source, name, f"{_shown(value)} is not true or false",
                           "write true or false (no quotes)")
     return value
 
@@ -201,7 +208,10 @@ def parse_config(text: str, source: str) -> FileConfig:
         raise ConfigError(source, "(YAML syntax)", f"invalid YAML{at}: {problem}",
                           "fix the indentation or quoting there; see the README's config reference") from None
     if data is None:
-        data = {}
+        # An empty file is a truncated one far more often than a wish for
+        # defaults, and the defaults would turn auth off: refuse it.
+        raise ConfigError(source, "(file)", "is empty",
+                          "restore it (the repository's config.yaml is a template)")
     if not isinstance(data, dict):
         raise ConfigError(source, "(top level)", "is not a mapping of sections",
                           "start with `proxy:` and `upstream:` sections")
@@ -210,12 +220,16 @@ def parse_config(text: str, source: str) -> FileConfig:
             raise ConfigError(source, str(key), "unknown section", "sections are: proxy, upstream")
     proxy = _section(data, "proxy", _PROXY_FIELDS, source)
     upstream = _section(data, "upstream", _UPSTREAM_FIELDS, source)
+    if "auth_mode" not in proxy:
+        # Never defaulted: a half-written file must not fall back to auto → off.
+        raise ConfigError(source, "proxy.auth_mode", "is missing",
+                          "add `auth_mode:` under `proxy:` (off, strict, all_except_health or auto)")
     defaults = FileConfig()
     return FileConfig(
         port=check_port(proxy.get("port", defaults.port), source, "proxy.port"),
         allow_lan_access=check_bool(proxy.get("allow_lan_access", defaults.allow_lan_access), source,
                                     "proxy.allow_lan_access"),
-        auth_mode=check_mode(proxy.get("auth_mode", defaults.auth_mode), source, "proxy.auth_mode"),
+        auth_mode=check_mode(proxy["auth_mode"], source, "proxy.auth_mode"),
         api_key=check_key(proxy["api_key"], source, "proxy.api_key") if "api_key" in proxy else None,
         profile=check_profile(proxy.get("profile", defaults.profile), source, "proxy.profile"),
         enforce=check_bool(proxy.get("auth_enforce", defaults.enforce), source, "proxy.auth_enforce"),

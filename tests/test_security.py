@@ -1,0 +1,571 @@
+"""Security: what the gate promises, each against a live `mitmdump -s addon/auth.py` (or mitmweb).
+
+- No configured key (nor an upstream credential, nor a presented key) in full in the gate's own log
+  lines, at any level, through key generation, reload, bad edits and denials.
+- Keys are compared in constant time (hmac.compare_digest decides).
+- The client's key headers never reach the upstream, in any mode, whatever their case or count.
+- Absolute-form and CONNECT requests are refused: not an open proxy; nothing reaches the upstream.
+- mitmweb's UI stays on loopback unless forced.
+
+Everything listens on 127.0.0.1 (ephemeral ports, mitmweb's forced case on 0.0.0.0 briefly); every
+socket call and wait is bounded; every process and thread started here is stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import yaml
+
+import authgate.decision as decision
+from authgate.decision import RequestView, decide
+from authgate.settings import fingerprint
+from test_e2e import Mitm, closed_port, config_text, write_config
+
+REPO = Path(__file__).resolve().parent.parent
+ADDON = REPO / "addon" / "auth.py"
+KEY = "sk-sec0123456789abcdef0123456789ab"
+K = KEY.encode()
+WRONG = b"sk-presentedWRONG0123456789abcdef0"  # a long wrong key a client presents
+SMART = b"Bearer \xe2\x80\x9c" + K + b"\xe2\x80\x9d"
+KEY_HEADER_NAMES = {"authorization", "x-api-key", "x-goog-api-key"}
+IO_TIMEOUT = 10.0
+START_TIMEOUT = 25.0
+EXIT_TIMEOUT = 20.0
+LISTENING = re.compile(r"listening at (\S+):(\d+)\.?\s*$")
+EMPTY_KEY_LOG = "Proxy auth is enabled but api_key is empty; denying request"
+# A line of mitmproxy's own flow dump (flow_detail >= 2) showing one of the client's key headers.
+CLIENT_KEY_HEADER_DUMP = re.compile(r"^ {4}(authorization|x-api-key|x-goog-api-key): ", re.I)
+
+
+# ====================================================================== processes and servers
+
+def _tool(name: str) -> str:
+    exe = Path(sys.executable).with_name(name)
+    if exe.exists():
+        return str(exe)
+    found = shutil.which(name)
+    if not found:
+        pytest.fail(f"{name} not found next to the Python interpreter nor on PATH")
+    return found
+
+
+class Proc:
+    """mitmdump/mitmweb with the arguments given exactly (script order included); output collected."""
+
+    def __init__(self, tool: str, *args: str, env: dict[str, str] | None = None) -> None:
+        full_env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONIOENCODING": "utf-8", **(env or {})}
+        self.lines: list[str] = []
+        self.proc = subprocess.Popen([_tool(tool), *args], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, env=full_env, cwd=REPO)
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+        self.port: int | None = None
+
+    def _read(self) -> None:
+        for raw in self.proc.stdout:
+            self.lines.append(raw.decode("utf-8", "replace").rstrip("\r\n"))
+
+    @property
+    def output(self) -> str:
+        return "\n".join(self.lines)
+
+    def wait_for(self, needle: str, timeout: float = 5.0) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if needle in self.output:
+                return True
+            if self.proc.poll() is not None and not self.reader.is_alive():
+                break
+            time.sleep(0.05)
+        return needle in self.output
+
+    def wait_listening(self) -> "Proc":
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            for line in list(self.lines):
+                if m := LISTENING.search(line):
+                    self.port = int(m.group(2))
+                    return self
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        out = self.stop()
+        pytest.fail(f"no 'listening at' (rc={self.proc.returncode}):\n{out}")
+
+    def wait_exit(self, timeout: float = EXIT_TIMEOUT) -> int | None:
+        try:
+            rc = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+        self.reader.join(5)
+        return rc
+
+    def stop(self) -> str:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        self.reader.join(5)
+        return self.output
+
+
+class Recorder:
+    """An upstream that records every request exactly as received (request line, all header pairs,
+    body) and every accepted connection, and answers 200 JSON."""
+
+    def __init__(self) -> None:
+        recorder = self
+        self.requests: list[dict] = []
+        self.connections = 0
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _answer(self) -> None:
+                length = int(self.headers.get("content-length") or 0)
+                body = self.rfile.read(length) if length else b""
+                recorder.requests.append({"line": self.requestline, "method": self.command, "path": self.path,
+                                          "headers": list(self.headers.items()), "body": body})
+                data = json.dumps({"upstream": "recorder", "path": self.path}).encode()
+                self.send_response(200)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(data)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(data)
+
+            do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = do_PATCH = do_OPTIONS = do_CONNECT = _answer
+
+            def log_message(self, *args) -> None:
+                pass
+
+        class Server(ThreadingHTTPServer):
+            daemon_threads = True
+
+            def verify_request(self, request, client_address) -> bool:
+                recorder.connections += 1
+                return True
+
+        self.server = Server(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+        self.thread.start()
+
+    def find(self, marker: str) -> list[dict]:
+        return [r for r in self.requests if marker in r["path"]]
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(5)
+
+
+@pytest.fixture(scope="module")
+def confdir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("mitmconf")
+
+
+@pytest.fixture
+def recorder():
+    r = Recorder()
+    yield r
+    r.stop()
+
+
+@pytest.fixture
+def gate(tmp_path, confdir):
+    started: list[Mitm] = []
+
+    def start(text: str, *extra: str) -> Mitm:
+        path = tmp_path / f"g{len(started)}" / "config.yaml"
+        path.parent.mkdir()
+        write_config(path, text)
+        m = Mitm(path, confdir, *extra)
+        started.append(m)
+        return m
+
+    yield start
+    for m in started:
+        m.stop()
+
+
+def raw_exchange(port: int, data: bytes, timeout: float = IO_TIMEOUT) -> tuple[int | None, dict[str, str], bytes]:
+    """Send bytes on a fresh connection; read until the gate closes it (requests say Connection: close).
+    -> (status or None when nothing came back, lower-cased headers, body)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.settimeout(timeout)
+        sock.sendall(data)
+        out = b""
+        try:
+            while chunk := sock.recv(65536):
+                out += chunk
+        except (ConnectionResetError, socket.timeout):
+            pass
+    if not out.startswith(b"HTTP/"):
+        return None, {}, out
+    head, _, body = out.partition(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    headers = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(b":")
+        headers.setdefault(name.strip().lower().decode("latin-1"), value.strip().decode("latin-1"))
+    return int(lines[0].split()[1]), headers, body
+
+
+def request(method: bytes, target: bytes, headers: list[tuple[bytes, bytes]], body: bytes | None = None,
+            host: bytes = b"gate.test") -> bytes:
+    lines = [method + b" " + target + b" HTTP/1.1", b"Host: " + host]
+    lines += [n + b": " + v for n, v in headers]
+    if body is not None:
+        lines.append(b"Content-Length: " + str(len(body)).encode())
+    lines.append(b"Connection: close")
+    return b"\r\n".join(lines) + b"\r\n\r\n" + (body or b"")
+
+
+# ====================================================================== no key in the logs
+
+CAPTURE_SCRIPT = '''
+"""Test helper: every record of the gate's loggers ("authgate" and below), at every level, to a file."""
+import json, logging
+
+PATH = {path!r}
+
+
+class Capture(logging.Handler):
+    def emit(self, record):
+        try:
+            text = record.getMessage()
+            if record.exc_info:
+                text += "\\n" + logging.Formatter().formatException(record.exc_info)
+            with open(PATH, "a", encoding="utf-8", errors="backslashreplace") as f:
+                f.write(json.dumps({{"logger": record.name, "level": record.levelname, "message": text}}) + "\\n")
+        except Exception:
+            pass
+
+
+logger = logging.getLogger("authgate")
+logger.addHandler(Capture(logging.DEBUG))
+logger.setLevel(logging.DEBUG)
+'''
+
+UPSTREAM_SECRET = "upstreamSECRET-0123456789abcdef0123"
+
+
+def _cfg(key_line: str, upstream: str, mode: str = "strict") -> str:
+    return (f"proxy:\n  port: 0\n  auth_mode: {mode}\n{key_line}"
+            f"upstream:\n  url: {upstream}\n  headers:\n    x-upstream-token: \"${{AUTHGATE_TEST_UPSTREAM}}\"\n")
+
+
+def _exercise(port: int, right: bytes, others: list[bytes]) -> None:
+    """Every way a client presents a key, right or wrong; the statuses are checked elsewhere."""
+    tries: list[list[tuple[bytes, bytes]]] = [
+        [(b"Authorization", b"Bearer " + right)], [(b"x-api-key", right)], [(b"x-goog-api-key", right)],
+        [(b"Authorization", right)], [(b"Authorization", b"Bearer" + right)],
+        [(b"Authorization", b"bearer " + right)],
+        [(b"Authorization", b"Bearer  " + right)], [(b"Authorization", b"Bearer " + right + b"x")],
+        [(b"Authorization", b"Bearer \xe2\x80\x9c" + right + b"\xe2\x80\x9d")],
+        [(b"Authorization", b"Bearer " + WRONG), (b"x-api-key", right)],  # right but shadowed
+        [(b"x-api-key", WRONG), (b"x-goog-api-key", right)],  # right but shadowed
+        [(b"x-api-key", WRONG)], [], *[[(b"Authorization", b"Bearer " + o)] for o in others],
+    ]
+    for headers in tries:
+        for method, path in ((b"GET", b"/v1/models"), (b"GET", b"/healthz"), (b"OPTIONS", b"/v1/models")):
+            raw_exchange(port, request(method, path, headers))
+
+
+def test_gate_never_logs_a_key_at_any_level(tmp_path, confdir, recorder, capsys):
+    capture = tmp_path / "authgate-log.jsonl"
+    script = tmp_path / "capture_authgate_log.py"
+    script.write_text(CAPTURE_SCRIPT.format(path=str(capture)), encoding="utf-8")
+    config = tmp_path / "cfg" / "config.yaml"
+    config.parent.mkdir()
+    write_config(config, _cfg("", recorder.url))  # api_key missing: the gate generates one
+    env = {"AUTHGATE_TEST_UPSTREAM": UPSTREAM_SECRET}
+    common = ["--set", f"confdir={confdir}", "--set", f"auth_config={config}", "--set", "auth_port=0",
+              "--set", "termlog_verbosity=debug", "--set", "flow_detail=4"]
+    # The capture script goes first, so it sees the key generation that happens when auth.py loads.
+    p = Proc("mitmdump", "-s", str(script), "-s", str(ADDON), *common, env=env).wait_listening()
+    secrets: dict[str, str] = {"upstream credential": UPSTREAM_SECRET, "presented wrong key": WRONG.decode()}
+    try:
+        generated = yaml.safe_load(config.read_text())["proxy"]["api_key"]
+        assert re.fullmatch(r"sk-[0-9a-f]{32}", generated)
+        secrets["generated key"] = generated
+        _exercise(p.port, generated.encode(), [])
+
+        # Reload with a new key: the old one is now a wrong key, presented in every way.
+        second = "sk-secSECOND0123456789abcdef012345"
+        secrets["reloaded key"] = second
+        write_config(config, _cfg(f'  api_key: "{second}"\n', recorder.url))
+        _exercise(p.port, second.encode(), [generated.encode()])
+
+        # Bad edits, each holding a new key that must not be printed while it is refused.
+        bad_edits = {
+            "key in a file with a YAML error": "sk-secBADYAML0123456789abcdef01234",
+            "key with a space": "sk-secSPACE0123456789 abcdef012345",
+            "key as a list": "sk-secLIST0123456789abcdef0123456",
+            "key under a misspelt field": "sk-secTYPO0123456789abcdef01234567",
+        }
+        texts = {
+            "key in a file with a YAML error": lambda k: f'proxy:\n  api_key: "{k}"\n  auth_mode: [strict\n',
+            "key with a space": lambda k: _cfg(f'  api_key: "{k}"\n', recorder.url),
+            "key as a list": lambda k: _cfg(f'  api_key: ["{k}"]\n', recorder.url),
+            "key under a misspelt field": lambda k: _cfg(f'  apikey: "{k}"\n', recorder.url),
+        }
+        for what, key in bad_edits.items():
+            secrets[what] = key
+            write_config(config, texts[what](key))
+            _exercise(p.port, key.encode(), [])
+            write_config(config, _cfg(f'  api_key: "{second}"\n', recorder.url))  # good again
+            raw_exchange(p.port, request(b"GET", b"/v1/models", [(b"x-api-key", second.encode())]))
+        secrets["key with a space (first half)"] = bad_edits["key with a space"].split()[0]
+
+        # An empty key denies everything, and says so.
+        write_config(config, _cfg('  api_key: ""\n', recorder.url))
+        _exercise(p.port, second.encode(), [])
+        assert p.wait_for(EMPTY_KEY_LOG)
+        time.sleep(1.2)  # the idle watcher runs once more
+    finally:
+        out = p.stop()
+
+    # A key given as an option instead of in the file.
+    option_key = "sk-secOPTION0123456789abcdef012345"
+    secrets["option key"] = option_key
+    write_config(config, _cfg(f'  api_key: "{second}"\n', recorder.url))
+    q = Proc("mitmdump", "-s", str(script), "-s", str(ADDON), *common, "--set", f"auth_api_key={option_key}",
+             env=env).wait_listening()
+    try:
+        _exercise(q.port, option_key.encode(), [second.encode()])
+    finally:
+        out += "\n" + q.stop()
+
+    records = [json.loads(line) for line in capture.read_text(encoding="utf-8").splitlines()]
+    messages = [r["message"] for r in records]
+    joined = "\n".join(messages)
+    # The capture saw the gate at work: generation, reload, bad edits, denials, the empty key.
+    assert fingerprint(generated) in joined and "generated" in joined
+    assert fingerprint(second) in joined and fingerprint(option_key) in joined
+    assert sum("keeping the last good config" in m for m in messages) >= len(bad_edits)
+    assert sum(m.startswith("401 · ") for m in messages) >= 20
+    assert EMPTY_KEY_LOG in messages
+    assert {r["level"] for r in records} >= {"INFO", "WARNING", "ERROR"}
+
+    # 1. The gate's own log records: no secret, whole, at any level.
+    for what, secret in secrets.items():
+        leaking = [f"{r['level']} {r['logger']}: {r['message'][:300]}" for r in records if secret in r["message"]]
+        assert not leaking, f"the {what} is in the gate's log:\n" + "\n".join(leaking)
+
+    # 2. Everything mitmdump printed (termlog at debug, flow dump at flow_detail=4): the only lines
+    #    that may hold a key are mitmproxy's own dump of a client's key headers, i.e. what that
+    #    client sent, shown because flow_detail=4 asks for full headers. Never a log line, and
+    #    never what no client sent (the upstream credential).
+    client_echo = []
+    for what, secret in secrets.items():
+        for line in out.splitlines():
+            if secret in line:
+                if CLIENT_KEY_HEADER_DUMP.match(line) and what not in ("upstream credential",):
+                    client_echo.append(line)
+                    continue
+                pytest.fail(f"the {what} appears in mitmdump's output outside the dump of a client's key "
+                            f"header:\n{line[:300]}")
+    with capsys.disabled():
+        print(f"\n[security] gate log records checked: {len(records)} (levels "
+              f"{sorted({r['level'] for r in records})}); flow_detail=4 dump lines showing a client's own key "
+              f"header: {len(client_echo)} (mitmproxy's dump, not the gate's log)")
+
+
+# ====================================================================== constant-time comparison
+
+POLICY = SimpleNamespace(auth_mode="strict", allow_lan_access=False, api_key=KEY, profile="faq")
+
+
+def _view(*headers: tuple[bytes, bytes]) -> RequestView:
+    return RequestView("GET", "/v1/models", ((b"Host", b"gate"), *headers))
+
+
+def test_key_comparison_is_hmac_compare_digest(monkeypatch):
+    calls: list[tuple] = []
+    real = decision.hmac.compare_digest
+
+    def spy(a, b):
+        calls.append((a, b))
+        return real(a, b)
+
+    monkeypatch.setattr(decision.hmac, "compare_digest", spy)
+
+    d = decide(_view((b"Authorization", b"Bearer " + K)), POLICY)
+    assert d.allowed and d.reason == "key_ok"
+    assert calls == [(K, K)]  # the presented key against the configured one, as bytes
+
+    calls.clear()
+    d = decide(_view((b"x-api-key", WRONG)), POLICY)
+    assert not d.allowed and d.reason == "mismatch"
+    assert calls == [(WRONG, K)]
+
+    calls.clear()
+    d = decide(_view((b"Authorization", b"Bearer " + WRONG), (b"x-api-key", K)), POLICY)
+    assert not d.allowed and d.shadowed == "x-api-key"
+    assert (WRONG, K) in calls and (K, K) in calls  # the shadow check compares in constant time too
+
+    # The comparison alone decides: no other equality test stands beside it.
+    monkeypatch.setattr(decision.hmac, "compare_digest", lambda a, b: True)
+    assert decide(_view((b"x-api-key", WRONG)), POLICY).allowed
+    monkeypatch.setattr(decision.hmac, "compare_digest", lambda a, b: False)
+    assert not decide(_view((b"Authorization", b"Bearer " + K)), POLICY).allowed
+
+
+# ====================================================================== the client's key headers stay home
+
+FORWARD_TRIES: list[list[tuple[bytes, bytes]]] = [
+    [(b"AUTHORIZATION", b"Bearer " + K), (b"authorization", b"Bearer " + WRONG), (b"X-API-KEY", K),
+     (b"x-Api-Key", WRONG), (b"X-GOOG-API-KEY", K), (b"x-goog-api-key", WRONG)],
+    [(b"x-api-key", K), (b"x-api-key", K), (b"X-Api-Key", K)],
+    [(b"Authorization", SMART), (b"x-goog-api-key", K), (b"X-Goog-Api-Key", K)],
+    [(b"aUtHoRiZaTiOn", b"Bearer " + K)],
+    [(b"x-api-key", K + b"\xa0"), (b"Authorization", b"Bearer " + K)],
+    [(b"Authorization", b"Basic dXNlcjpwYXNzd29yZA==")],
+    [(b"X-Goog-Api-Key", WRONG)],
+    [],
+]
+
+
+@pytest.mark.parametrize("mode, lan", [
+    ("off", False), ("strict", False), ("all_except_health", False), ("auto", False), ("auto", True),
+], ids=["off", "strict", "all_except_health", "auto-lan_false", "auto-lan_true"])
+def test_client_key_headers_are_never_forwarded(gate, recorder, mode, lan):
+    extra = ("--set", "listen_host=127.0.0.1") if lan else ()
+    m = gate(config_text(mode, KEY, recorder.url, lan=lan), *extra)
+    policy = SimpleNamespace(auth_mode=mode, allow_lan_access=lan, api_key=KEY, profile="faq")
+    forwarded = 0
+    for i, headers in enumerate(FORWARD_TRIES):
+        for method, body in ((b"GET", None), (b"POST", b'{"x": 1}')):
+            marker = f"/fwd/{mode}/{i}/{method.decode()}"
+            wire_headers = [(b"Host", b"gate.test"), *headers]
+            if body is not None:
+                wire_headers.append((b"Content-Length", str(len(body)).encode()))
+            d = decide(RequestView(method.decode(), marker, tuple(wire_headers)), policy)
+            status, _, _ = raw_exchange(m.port, request(method, marker.encode(), headers, body))
+            got = recorder.find(marker)
+            if d.allowed:
+                forwarded += 1
+                assert status == 200, f"{marker}: {status}"
+                assert len(got) == 1, f"{marker}: the upstream saw it {len(got)} times"
+                names = {n.lower() for n, _ in got[0]["headers"]}
+                assert not names & KEY_HEADER_NAMES, f"{marker}: forwarded {sorted(names & KEY_HEADER_NAMES)}"
+                values = " ".join(v for _, v in got[0]["headers"])
+                assert KEY not in values and WRONG.decode() not in values
+                assert got[0]["body"] == (body or b"")
+            else:
+                assert status == 401, f"{marker}: {status}"
+                assert got == [], f"{marker}: a denied request reached the upstream"
+    assert forwarded >= 10  # every mode lets the right-key tries through (off: all of them)
+
+
+def test_undecodable_request_target_does_not_bypass_auth(gate, recorder):
+    """Bytes in the request target that are not UTF-8 (say a Latin-1 é) must be decided like any other
+    request: without the key, 401, and nothing (least of all the client's key header) forwarded."""
+    m = gate(config_text("strict", KEY, recorder.url))
+    results = {}
+    for target in (b"/v1/models?q=caf\xe9", b"/\xff\xfe/secret"):
+        for headers in ([], [(b"Authorization", b"Bearer " + WRONG)]):
+            status, _, _ = raw_exchange(m.port, request(b"GET", target, headers))
+            results[(target, bool(headers))] = status
+    leaked = [(r["line"], [n for n, _ in r["headers"]]) for r in recorder.requests]
+    assert not leaked, (f"requests without the key reached the upstream (statuses {results}): {leaked}\n"
+                        + "\n".join(line for line in m.lines if "Error" in line or "error" in line)[:2000])
+    assert all(s in (400, 401) for s in results.values()), results
+    # and the right key still passes
+    right = [(b"Authorization", b"Bearer " + K)]
+    status, _, _ = raw_exchange(m.port, request(b"GET", b"/v1/models?q=caf\xe9", right))
+    assert status == 200 and len(recorder.requests) == 1
+
+
+# ====================================================================== not an open proxy
+
+@pytest.mark.parametrize("mode", ["off", "strict"])
+def test_absolute_form_and_connect_are_refused(gate, recorder, mode):
+    m = gate(config_text(mode, KEY, recorder.url))
+    up = f"127.0.0.1:{recorder.port}".encode()
+    auth = [(b"Authorization", b"Bearer " + K)]
+    absolute = [
+        (b"GET", b"http://" + up + b"/abs/1", up, None),
+        (b"GET", b"http://example.com/abs/2", b"example.com", None),
+        (b"GET", b"https://example.com/abs/3", b"example.com", None),
+        (b"POST", b"http://" + up + b"/abs/4", up, b"{}"),
+        (b"OPTIONS", b"http://example.com/abs/5", b"example.com", None),
+        (b"GET", f"http://127.0.0.1:{m.port}/healthz".encode(), f"127.0.0.1:{m.port}".encode(), None),
+    ]
+    for method, target, host, body in absolute:
+        for headers in ([], auth):
+            status, hdrs, payload = raw_exchange(m.port, request(method, target, headers, body, host=host))
+            assert status == 400, f"{mode}: {method.decode()} {target.decode()}: {status} {payload[:200]!r}"
+            assert json.loads(payload)["error"]["code"] == "not_a_forward_proxy"
+    for authority in (up, b"example.com:443", f"127.0.0.1:{m.port}".encode()):
+        for headers in ([], auth):
+            tunnelled = b"GET /through-the-tunnel HTTP/1.1\r\nHost: x\r\n\r\n"
+            connect = request(b"CONNECT", authority, headers, host=authority)
+            status, _, payload = raw_exchange(m.port, connect + tunnelled)
+            assert status is None or 400 <= status < 500, \
+                f"{mode}: CONNECT {authority.decode()}: {status} {payload[:200]!r}"
+    assert recorder.requests == [], [r["line"] for r in recorder.requests]
+    assert recorder.connections == 0  # not even a connection was opened to the upstream
+    # origin-form still works, and goes to the configured upstream whatever Host says
+    status, _, _ = raw_exchange(m.port, request(b"GET", b"/origin-form", auth, host=b"example.com"))
+    assert status == 200
+    (seen,) = recorder.find("/origin-form")
+    assert dict((n.lower(), v) for n, v in seen["headers"])["host"] == f"127.0.0.1:{recorder.port}"
+
+
+# ====================================================================== mitmweb on loopback only
+
+def _mitmweb_args(tmp_path: Path, confdir: Path, upstream: str, web_host: str, web_port: int,
+                  *extra: str) -> list[str]:
+    config = tmp_path / "config.yaml"
+    write_config(config, config_text("strict", KEY, upstream))
+    return ["-s", str(ADDON), "--set", f"confdir={confdir}", "--set", f"auth_config={config}",
+            "--set", "auth_port=0", "--set", f"web_host={web_host}", "--set", f"web_port={web_port}",
+            "--set", "web_open_browser=false", *extra]
+
+
+@pytest.mark.parametrize("web_host", ["0.0.0.0", "::"])
+def test_mitmweb_refuses_a_non_loopback_web_host(tmp_path, confdir, recorder, web_host):
+    p = Proc("mitmweb", *_mitmweb_args(tmp_path, confdir, recorder.url, web_host, closed_port()))
+    try:
+        rc = p.wait_exit()
+    finally:
+        out = p.stop()
+    assert rc is not None, f"mitmweb with web_host={web_host} still runs after {EXIT_TIMEOUT}s:\n{out}"
+    assert rc != 0, out
+    assert "loopback" in out and "auth_web_remote=true" in out, out
+    assert "listening at" not in out, out  # neither the UI nor the proxy ever listened
+
+
+def test_mitmweb_non_loopback_web_host_starts_when_forced(tmp_path, confdir, recorder):
+    web_port = closed_port()
+    p = Proc("mitmweb", *_mitmweb_args(tmp_path, confdir, recorder.url, "0.0.0.0", web_port,
+                                       "--set", "auth_web_remote=true"))
+    try:
+        p.wait_listening()
+        assert p.wait_for("Web server listening at", START_TIMEOUT), p.output
+        with socket.create_connection(("127.0.0.1", web_port), timeout=IO_TIMEOUT) as sock:
+            sock.settimeout(IO_TIMEOUT)
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+            assert sock.recv(64).startswith(b"HTTP/1.1 200")
+    finally:
+        p.stop()
