@@ -196,6 +196,7 @@ def bench_hooks(quick: bool) -> dict:
 
     from mitmproxy import http
     from mitmproxy.addons import proxyserver
+    from mitmproxy.proxy import server_hooks
     from mitmproxy.test import taddons, tflow, tutils
 
     import auth
@@ -248,6 +249,9 @@ def bench_hooks(quick: bool) -> dict:
             for _ in range(repeats):  # alternating, so a burst of load elsewhere spoils one batch only
                 for name, key, status in (("allowed", API_KEY, None), ("denied", WRONG_KEY, 401)):
                     batch = flows(key, n, up_port)
+                    for f in batch:  # as on a kept-alive connection: mitmproxy announced its upstream
+                        f.server_conn.address = (HOST, up_port)
+                        addon.server_connected(server_hooks.ServerConnectionHookData(f.server_conn, f.client_conn))
                     t0 = time.process_time_ns()
                     await asyncio.wait_for(run_requests(addon, batch), 60)
                     times = {"request": time.process_time_ns() - t0}
