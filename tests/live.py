@@ -1,13 +1,22 @@
-"""Real processes for the tests: the gate under mitmdump/mitmweb, the demo upstream.
+"""Real processes for the tests: the gate under mitmdump/mitmweb, the demo upstream, raw HTTP.
 
-Everything listens on 127.0.0.1 with ephemeral ports, waits for readiness,
-bounds every wait, and cleans up (use them as context managers or fixtures).
+The one place the tests start real processes and servers. Everything listens on 127.0.0.1 with
+ephemeral ports, waits for readiness (the "listening at 127.0.0.1:PORT" line), bounds every wait,
+and cleans up (use them as context managers or from fixtures).
+
+- `Process`: mitmdump/mitmweb with the arguments given exactly; output collected line by line.
+- `Gate`: `mitmdump -s addon/auth.py` (or mitmweb) on a config file, on an ephemeral port.
+- `Gates`: starts gates on config texts for a fixture and stops them all at its end.
+- `Upstream`: the demo upstream (addon/demo_upstream.py) in a thread.
+- `write_config`, `config_text`, `closed_port`, `tool`; `send` and `Reply` for raw HTTP/1.1.
 """
 
 from __future__ import annotations
 
+import http.client
+import itertools
+import json
 import os
-import queue
 import re
 import shutil
 import socket
@@ -16,15 +25,23 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+
+import pytest
 
 import demo_upstream
 
 REPO = Path(__file__).resolve().parent.parent
 ADDON = REPO / "addon" / "auth.py"
 START_TIMEOUT = 20.0  # seconds for mitmproxy to say "listening at"
-STOP_TIMEOUT = 10.0
-LISTENING = re.compile(r"listening at 127\.0\.0\.1:(\d+)\.?\s*$")
+EXIT_TIMEOUT = 20.0  # seconds for a bad start to exit
+STOP_TIMEOUT = 10.0  # seconds for terminate, then again for kill
+JOIN_TIMEOUT = 5.0  # seconds for a reader or server thread to end
+IO_TIMEOUT = 10.0  # seconds, every socket call
+LISTENING = re.compile(r"listening at (\S+):(\d+)\.?\s*$")
+WEB_LISTENING = "Web server listening at"
 
 
 def tool(name: str) -> str:
@@ -34,7 +51,7 @@ def tool(name: str) -> str:
         return str(exe)
     found = shutil.which(name)
     if not found:
-        raise RuntimeError(f"{name} not found next to {sys.executable} nor on PATH")
+        pytest.fail(f"{name} not found next to the Python interpreter nor on PATH")
     return found
 
 
@@ -49,7 +66,8 @@ _last_mtime = 0
 
 
 def write_config(path: Path, text: str) -> None:
-    """Replace the file atomically (new inode, strictly newer mtime): the gate sees every edit."""
+    """Replace the file atomically (new inode) with a strictly newer mtime, so the addon's
+    (mtime_ns, size, inode) stamp changes whatever the filesystem's timestamp granularity."""
     global _last_mtime
     fd, tmp = tempfile.mkstemp(prefix=".cfg-", suffix=".yaml", dir=path.parent)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
@@ -60,7 +78,10 @@ def write_config(path: Path, text: str) -> None:
 
 
 def config_text(mode: str = "strict", key: str | None = None, upstream: str | None = None,
-                lan: bool = False, port: int = 0, extra: str = "") -> str:
+                lan: bool = False, port: int = 0, extra: str = "",
+                upstream_headers: dict[str, str] | None = None) -> str:
+    """A config.yaml: proxy (port, allow_lan_access, auth_mode, api_key unless None, `extra` lines),
+    then upstream (url, headers) when an upstream is given."""
     lines = ["proxy:", f"  port: {port}", f"  allow_lan_access: {'true' if lan else 'false'}",
              f"  auth_mode: {mode}"]
     if key is not None:
@@ -68,25 +89,205 @@ def config_text(mode: str = "strict", key: str | None = None, upstream: str | No
     lines += [line for line in extra.splitlines() if line]
     if upstream is not None:
         lines += ["upstream:", f"  url: {upstream}"]
+        if upstream_headers:
+            lines.append("  headers:")
+            lines += [f'    {name}: "{value}"' for name, value in upstream_headers.items()]
     return "\n".join(lines) + "\n"
 
 
+# ====================================================================== processes
+
+class Process:
+    """mitmdump/mitmweb with the arguments given exactly (script order included); stdout and
+    stderr collected line by line by a reader thread. stop() always ends it (terminate, then kill)."""
+
+    def __init__(self, tool_name: str, *args: str, cwd: Path = REPO, env: dict[str, str] | None = None) -> None:
+        self.tool_name = tool_name
+        self.lines: list[str] = []
+        self._changed = threading.Condition()
+        self._eof = False
+        self.host: str | None = None
+        self.port: int | None = None  # the proxy's port, once wait_listening() saw it
+        self.web_port: int | None = None  # mitmweb's UI port, for who set it
+        self.proc = subprocess.Popen([tool(tool_name), *args], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, cwd=cwd,
+                                     env={**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1",
+                                          "PYTHONIOENCODING": "utf-8"})
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        for raw in self.proc.stdout:
+            line = raw.decode("utf-8", "replace").rstrip("\r\n")
+            with self._changed:
+                self.lines.append(line)
+                self._changed.notify_all()
+        with self._changed:
+            self._eof = True
+            self._changed.notify_all()
+
+    @property
+    def output(self) -> str:
+        with self._changed:
+            return "\n".join(self.lines)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _wait(self, ready: Callable[[], object], timeout: float) -> bool:
+        """Until ready() holds, the output has ended (the process closed it), or the time is up."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                if ready():
+                    return True
+                left = deadline - time.monotonic()
+                if left <= 0 or self._eof:
+                    return bool(ready())
+                self._changed.wait(min(left, 0.2))
+
+    def wait_for(self, needle: str | Callable[[str], object], timeout: float = 5.0) -> bool:
+        """Until the output holds `needle` (or needle(output) is true); False when it never did."""
+        if callable(needle):
+            return self._wait(lambda: needle(self.output), timeout)
+        return self._wait(lambda: needle in self.output, timeout)
+
+    def _listening(self, skip: int) -> re.Match | None:
+        for line in self.lines[skip:]:
+            if m := LISTENING.search(line):
+                return m
+        return None
+
+    def wait_listening(self, skip: int = 0, timeout: float = START_TIMEOUT, web: bool = False) -> Process:
+        """Until a "listening at HOST:PORT" line after the first `skip` lines (and with web, mitmweb's
+        "Web server listening at" too); sets host and port. Stops the process and fails otherwise."""
+        def ready() -> bool:
+            return self._listening(skip) is not None and (not web or WEB_LISTENING in self.output)
+
+        if not self._wait(ready, timeout):
+            out = self.stop()
+            pytest.fail(f"{self.tool_name} did not start listening within {timeout:.0f}s "
+                        f"(rc={self.proc.returncode}):\n{out}")
+        m = self._listening(skip)
+        self.host, self.port = m.group(1), int(m.group(2))
+        return self
+
+    def wait_exit(self, timeout: float = EXIT_TIMEOUT) -> int | None:
+        """For a start that must fail: its exit code, or None when it still runs after `timeout`."""
+        try:
+            rc = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+        self.reader.join(JOIN_TIMEOUT)
+        return rc
+
+    def stop(self) -> str:
+        """Terminate (kill if it hangs), collect the rest of the output; the whole output."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(STOP_TIMEOUT)
+        self.reader.join(JOIN_TIMEOUT)
+        self.proc.stdout.close()
+        return self.output
+
+    def __enter__(self) -> Process:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+class Gate(Process):
+    """`mitmdump -s addon/auth.py` (or mitmweb) on `config`, mitmproxy's confdir isolated
+    (default: the config's folder), on an ephemeral port (auth_port=0) unless port_option=False.
+    With wait (the default) it returns once listening: host and port are set."""
+
+    def __init__(self, config: Path, *args: str, confdir: Path | None = None, tool_name: str = "mitmdump",
+                 env: dict[str, str] | None = None, wait: bool = True, port_option: bool = True,
+                 start_timeout: float = START_TIMEOUT) -> None:
+        self.config = config
+        cmd = ["-s", str(ADDON), "--set", f"confdir={confdir or config.parent}", "--set", f"auth_config={config}",
+               *args]
+        if port_option:  # ephemeral port whatever the file says
+            cmd += ["--set", "auth_port=0"]
+        super().__init__(tool_name, *cmd, cwd=config.parent, env=env)
+        if wait:
+            self.wait_listening(timeout=start_timeout)
+
+    def send(self, *args, **kwargs) -> Reply:
+        return send(self.port, *args, **kwargs)
+
+
+class Gates:
+    """Starts gates for a fixture, each on its own config file under `root` (or `path`), all in
+    one mitmproxy confdir; stops every one of them when the fixture ends (close, or `with`)."""
+
+    def __init__(self, root: Path, confdir: Path) -> None:
+        self.root = root
+        self.confdir = confdir
+        self.started: list[Gate] = []
+        self._names = itertools.count()
+
+    def __call__(self, text: str | None, *extra: str, path: Path | None = None, wait: bool = True,
+                 port_option: bool = True) -> Gate:
+        """A gate on `text` (None: the file at `path` as it is, or missing)."""
+        if path is None:
+            path = self.root / f"g{next(self._names)}" / "config.yaml"
+            path.parent.mkdir()
+        if text is not None:
+            write_config(path, text)
+        gate = Gate(path, *extra, confdir=self.confdir, wait=wait, port_option=port_option)
+        self.started.append(gate)
+        return gate
+
+    def close(self) -> None:
+        for gate in self.started:
+            gate.stop()
+
+    def __enter__(self) -> Gates:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+# ====================================================================== the demo upstream
+
 class Upstream:
-    """The demo upstream in a thread (echo_only: every request answered with the echo JSON)."""
+    """The demo upstream in a thread on an ephemeral loopback port (echo_only: every request
+    answered with the echo JSON). stop() may be called more than once."""
 
     def __init__(self, echo_only: bool = True) -> None:
         self.server = demo_upstream.serve("127.0.0.1", 0, echo_only=echo_only)
         self.port = self.server.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"
         self.received = self.server.received  # (method, path) of each request that reached it
-        self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.1},
-                                        daemon=True)
-        self._thread.start()
+        self.stopped = False
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.1},
+                                       daemon=True)
+        self.thread.start()
+
+    def stream_record(self, stream_id: str, timeout: float = 5.0) -> dict:
+        """When the upstream finished the stream with this id (it records after the last byte)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for rec in list(self.server.streams):
+                if rec["id"] == stream_id:
+                    return rec
+            time.sleep(0.01)
+        pytest.fail(f"the demo upstream has no finished stream {stream_id}: {self.server.streams}")
 
     def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self._thread.join(STOP_TIMEOUT)
+        if not self.stopped:
+            self.stopped = True
+            self.server.shutdown()
+            self.server.server_close()
+            self.thread.join(JOIN_TIMEOUT)
 
     def __enter__(self) -> Upstream:
         return self
@@ -95,69 +296,68 @@ class Upstream:
         self.stop()
 
 
-class Gate:
-    """`mitmdump -s addon/auth.py` (or mitmweb) on an ephemeral port, its output collected."""
+# ====================================================================== raw HTTP/1.1
 
-    def __init__(self, config: Path, *args: str, tool_name: str = "mitmdump", env: dict | None = None,
-                 wait: bool = True) -> None:
-        self.config = config
-        self.lines: list[str] = []
-        self._ports: queue.Queue[int] = queue.Queue()
-        cmd = [tool(tool_name), "-s", str(ADDON), "--set", f"confdir={config.parent}",
-               "--set", f"auth_config={config}", "--set", "auth_port=0", *args]
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, cwd=config.parent,
-                                     env={**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1",
-                                          "PYTHONIOENCODING": "utf-8"})
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-        self.port = 0
-        if wait:
-            try:
-                self.port = self._ports.get(timeout=START_TIMEOUT)
-            except queue.Empty:
-                self.stop()
-                raise RuntimeError(f"{tool_name} did not listen within {START_TIMEOUT:.0f}s:\n{self.output}")
-        self.url = f"http://127.0.0.1:{self.port}"
+def _b(x: str | bytes) -> bytes:
+    return x if isinstance(x, bytes) else x.encode("latin-1")
 
-    def _read(self) -> None:
-        for raw in self.proc.stdout:
-            line = raw.decode("utf-8", "replace").rstrip("\n")
-            self.lines.append(line)
-            if m := LISTENING.search(line):
-                self._ports.put(int(m.group(1)))
+
+@dataclass
+class Reply:
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes
+
+    def header(self, name: str) -> str | None:
+        for n, v in self.headers:
+            if n.lower() == name.lower():
+                return v
+        return None
+
+    def json(self):
+        return json.loads(self.body)
 
     @property
-    def output(self) -> str:
-        return "\n".join(self.lines)
+    def message(self) -> str:
+        return self.json()["error"]["message"]
 
-    def wait_for(self, text: str, timeout: float = 5.0) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if text in self.output:
-                return True
-            time.sleep(0.02)
-        return text in self.output
+    @property
+    def gate(self) -> dict:
+        return self.json()["auth_gate"]
 
-    def exit_code(self, timeout: float = START_TIMEOUT) -> int:
-        """For a start that must fail: its exit code, waited for (bounded)."""
+    @property
+    def from_echo(self) -> bool:
         try:
-            return self.proc.wait(timeout)
+            return self.status == 200 and self.json().get("upstream") == "echo"
+        except ValueError:
+            return False
+
+    def echo_headers(self) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        for k, v in self.json()["headers"]:
+            out.setdefault(k.lower(), []).append(v)
+        return out
+
+
+def send(port: int, method: str = "GET", target: str = "/v1/models",
+         headers: list[tuple[str | bytes, str | bytes]] = (), body: bytes | None = None,
+         host: str | None = None) -> Reply:
+    """One request on a fresh connection, written byte for byte as given."""
+    hdrs = list(headers)
+    if host is not None or not any(_b(n).lower() == b"host" for n, _ in hdrs):
+        hdrs.insert(0, ("Host", host or f"127.0.0.1:{port}"))
+    if body is not None:
+        hdrs.append(("Content-Length", str(len(body))))
+    hdrs.append(("Connection", "close"))
+    raw = _b(f"{method} {target} HTTP/1.1") + b"\r\n"
+    raw += b"".join(_b(n) + b": " + _b(v) + b"\r\n" for n, v in hdrs) + b"\r\n" + (body or b"")
+    with socket.create_connection(("127.0.0.1", port), timeout=IO_TIMEOUT) as sock:
+        sock.settimeout(IO_TIMEOUT)
+        sock.sendall(raw)
+        resp = http.client.HTTPResponse(sock, method=method)
+        try:
+            resp.begin()
+            data = resp.read()
         finally:
-            self.stop()
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(STOP_TIMEOUT)
-        self._reader.join(STOP_TIMEOUT)
-
-    def __enter__(self) -> Gate:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
+            resp.close()
+    return Reply(resp.status, list(resp.getheaders()), data)

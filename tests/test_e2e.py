@@ -7,243 +7,22 @@ their own. Everything stays on 127.0.0.1 and every socket call has a timeout.
 
 from __future__ import annotations
 
-import http.client
-import json
-import os
 import re
-import shutil
-import socket
-import subprocess
-import sys
-import tempfile
-import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import yaml
 
-import demo_upstream
+from live import Gate, Gates, Upstream, closed_port, config_text, send, write_config
 
-REPO = Path(__file__).resolve().parent.parent
-ADDON = REPO / "addon" / "auth.py"
 KEY = "sk-e2e0123456789abcdef0123456789ab"  # never expected in mitmdump's output
 OTHER_KEY = "sk-e2eOTHERfedcba9876543210fedcba9"
-START_TIMEOUT = 20.0  # seconds for mitmdump to say "listening at"
-EXIT_TIMEOUT = 20.0  # seconds for a bad start to exit
-IO_TIMEOUT = 10.0  # seconds, every socket call
 EMPTY_KEY_LOG = "Proxy auth is enabled but api_key is empty; denying request"
-LISTENING = re.compile(r"listening at (\S+):(\d+)\.?\s*$")
-
-
-# ====================================================================== helpers
-
-def _mitmdump() -> str:
-    exe = Path(sys.executable).with_name("mitmdump")
-    if exe.exists():
-        return str(exe)
-    found = shutil.which("mitmdump")
-    if not found:
-        pytest.fail("mitmdump not found next to the Python interpreter nor on PATH")
-    return found
-
-
-_last_mtime = 0
-
-
-def write_config(path: Path, text: str) -> None:
-    """Replace the file atomically (new inode) with a strictly newer mtime, so the addon's
-    (mtime_ns, size, inode) stamp changes whatever the filesystem's timestamp granularity."""
-    global _last_mtime
-    fd, tmp = tempfile.mkstemp(prefix=".e2e-", suffix=".yaml", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    _last_mtime = max(time.time_ns(), _last_mtime + 50_000_000)
-    os.utime(tmp, ns=(_last_mtime, _last_mtime))
-    os.replace(tmp, path)
-
-
-def config_text(mode: str = "strict", key: str | None = KEY, upstream: str | None = None,
-                lan: bool = False, port: int = 0) -> str:
-    lines = ["proxy:", f"  port: {port}", f"  allow_lan_access: {'true' if lan else 'false'}",
-             f"  auth_mode: {mode}"]
-    if key is not None:
-        lines.append(f'  api_key: "{key}"')
-    if upstream is not None:
-        lines += ["upstream:", f"  url: {upstream}"]
-    return "\n".join(lines) + "\n"
-
-
-def closed_port() -> int:
-    """A loopback port nothing listens on (bound, then released)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _b(x: str | bytes) -> bytes:
-    return x if isinstance(x, bytes) else x.encode("latin-1")
-
-
-@dataclass
-class Reply:
-    status: int
-    headers: list[tuple[str, str]]
-    body: bytes
-
-    def header(self, name: str) -> str | None:
-        for n, v in self.headers:
-            if n.lower() == name.lower():
-                return v
-        return None
-
-    def json(self):
-        return json.loads(self.body)
-
-    @property
-    def message(self) -> str:
-        return self.json()["error"]["message"]
-
-    @property
-    def gate(self) -> dict:
-        return self.json()["auth_gate"]
-
-    @property
-    def from_echo(self) -> bool:
-        try:
-            return self.status == 200 and self.json().get("upstream") == "echo"
-        except ValueError:
-            return False
-
-    def echo_headers(self) -> dict[str, list[str]]:
-        out: dict[str, list[str]] = {}
-        for k, v in self.json()["headers"]:
-            out.setdefault(k.lower(), []).append(v)
-        return out
-
-
-def send(port: int, method: str = "GET", target: str = "/v1/models",
-         headers: list[tuple[str | bytes, str | bytes]] = (), body: bytes | None = None,
-         host: str | None = None) -> Reply:
-    """One request on a fresh connection, written byte for byte as given."""
-    hdrs = list(headers)
-    if host is not None or not any(_b(n).lower() == b"host" for n, _ in hdrs):
-        hdrs.insert(0, ("Host", host or f"127.0.0.1:{port}"))
-    if body is not None:
-        hdrs.append(("Content-Length", str(len(body))))
-    hdrs.append(("Connection", "close"))
-    raw = _b(f"{method} {target} HTTP/1.1") + b"\r\n"
-    raw += b"".join(_b(n) + b": " + _b(v) + b"\r\n" for n, v in hdrs) + b"\r\n" + (body or b"")
-    with socket.create_connection(("127.0.0.1", port), timeout=IO_TIMEOUT) as sock:
-        sock.settimeout(IO_TIMEOUT)
-        sock.sendall(raw)
-        resp = http.client.HTTPResponse(sock, method=method)
-        try:
-            resp.begin()
-            data = resp.read()
-        finally:
-            resp.close()
-    return Reply(resp.status, list(resp.getheaders()), data)
 
 
 def bearer(key: str = KEY) -> tuple[str, str]:
     return ("Authorization", f"Bearer {key}")
-
-
-class Echo:
-    """The echo upstream in a thread, recording the path of every request it receives."""
-
-    def __init__(self) -> None:
-        self.server = demo_upstream.serve("127.0.0.1", 0, echo_only=True)
-        self.seen = self.server.received  # (method, path) of every request that reached it
-        self.port = self.server.server_address[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.1},
-                                       daemon=True)
-        self.thread.start()
-        self.stopped = False
-
-    def stop(self) -> None:
-        if not self.stopped:
-            self.stopped = True
-            self.server.shutdown()
-            self.server.server_close()
-            self.thread.join(5)
-
-
-class Mitm:
-    """A mitmdump process with the addon; stdout+stderr captured line by line."""
-
-    def __init__(self, config: Path, confdir: Path, *extra: str, wait: bool = True,
-                 port_option: bool = True) -> None:
-        self.config = config
-        args = [_mitmdump(), "-s", str(ADDON), "--set", f"confdir={confdir}",
-                "--set", f"auth_config={config}", *extra]
-        if port_option:  # ephemeral port whatever the file says
-            args += ["--set", "auth_port=0"]
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONIOENCODING": "utf-8"}
-        self.lines: list[str] = []
-        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, cwd=config.parent, env=env)
-        self.reader = threading.Thread(target=self._read, daemon=True)
-        self.reader.start()
-        self.host = self.port = None
-        if wait:
-            self._wait_listening()
-
-    def _read(self) -> None:
-        for raw in self.proc.stdout:
-            self.lines.append(raw.decode("utf-8", "replace").rstrip("\r\n"))
-
-    def _wait_listening(self, skip: int = 0) -> None:
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            for line in list(self.lines)[skip:]:
-                if m := LISTENING.search(line):
-                    self.host, self.port = m.group(1), int(m.group(2))
-                    return
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.05)
-        out = self.output
-        self.stop()
-        pytest.fail(f"mitmdump did not start listening (rc={self.proc.returncode}):\n{out}")
-
-    @property
-    def output(self) -> str:
-        return "\n".join(self.lines)
-
-    def wait_for(self, needle: str, timeout: float = 5.0) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if needle in self.output:
-                return True
-            time.sleep(0.05)
-        return needle in self.output
-
-    def wait_exit(self, timeout: float = EXIT_TIMEOUT) -> int | None:
-        try:
-            rc = self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            return None
-        self.reader.join(5)
-        return rc
-
-    def send(self, *args, **kwargs) -> Reply:
-        return send(self.port, *args, **kwargs)
-
-    def stop(self) -> str:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        self.reader.join(5)
-        self.proc.stdout.close()
-        return self.output
 
 
 # ====================================================================== fixtures
@@ -256,57 +35,31 @@ def confdir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def echo():
-    e = Echo()
-    yield e
-    e.stop()
+    with Upstream() as e:
+        yield e
 
 
 @pytest.fixture(scope="module")
 def start_shared(tmp_path_factory, confdir):
     """Start module-lifetime proxies (for tests that only read)."""
-    started: list[Mitm] = []
-
-    def start(text: str, *extra: str) -> Mitm:
-        path = tmp_path_factory.mktemp("cfg") / "config.yaml"
-        write_config(path, text)
-        m = Mitm(path, confdir, *extra)
-        started.append(m)
-        return m
-
-    yield start
-    for m in started:
-        m.stop()
+    with Gates(tmp_path_factory.mktemp("shared"), confdir) as start:
+        yield start
 
 
 @pytest.fixture
 def start(tmp_path, confdir):
     """Start a proxy for one test; it is stopped (terminate, then kill) afterwards."""
-    started: list[Mitm] = []
-    counter = iter(range(100))
-
-    def start(text: str | None, *extra: str, path: Path | None = None, wait: bool = True,
-              port_option: bool = True) -> Mitm:
-        if path is None:
-            path = tmp_path / f"c{next(counter)}" / "config.yaml"
-            path.parent.mkdir()
-        if text is not None:
-            write_config(path, text)
-        m = Mitm(path, confdir, *extra, wait=wait, port_option=port_option)
-        started.append(m)
-        return m
-
-    yield start
-    for m in started:
-        m.stop()
+    with Gates(tmp_path, confdir) as start:
+        yield start
 
 
 @pytest.fixture(scope="module")
-def strict(start_shared, echo) -> Mitm:
+def strict(start_shared, echo) -> Gate:
     return start_shared(config_text("strict", KEY, echo.url))
 
 
 @pytest.fixture(scope="module")
-def aeh(start_shared, echo) -> Mitm:
+def aeh(start_shared, echo) -> Gate:
     return start_shared(config_text("all_except_health", KEY, echo.url))
 
 
@@ -378,7 +131,7 @@ def test_pitfall_bearer_without_space(strict):
 
 def test_pitfall_empty_api_key_denies_everything_and_logs(start, echo):
     m = start(config_text("strict", "", echo.url))
-    before = len(echo.seen)
+    before = len(echo.received)
     for headers in ([], [bearer("")], [bearer("anything")], [("x-api-key", "sk-x")], [("Authorization", "")]):
         for path in ("/v1/models", "/healthz"):
             r = m.send("GET", path, headers)
@@ -387,7 +140,7 @@ def test_pitfall_empty_api_key_denies_everything_and_logs(start, echo):
     assert m.wait_for(EMPTY_KEY_LOG)
     line = next(line for line in m.lines if EMPTY_KEY_LOG in line)
     assert re.fullmatch(r"(\[[^\]]*\]\s*)*" + re.escape(EMPTY_KEY_LOG), line), line
-    assert len(echo.seen) == before  # nothing was forwarded
+    assert len(echo.received) == before  # nothing was forwarded
 
 
 def test_empty_api_key_all_except_health_still_serves_healthz(start, echo):
@@ -489,7 +242,7 @@ def test_denial_log_line_is_the_flow_comment(strict):
 
 @pytest.mark.parametrize("path", ["/v1/models", "/healthz"])
 def test_options_preflight_passes_in_strict(strict, echo, path):
-    before = len(echo.seen)
+    before = len(echo.received)
     r = strict.send("OPTIONS", path, [("Origin", "http://example.test"),
                                       ("Access-Control-Request-Method", "POST"),
                                       ("Access-Control-Request-Headers", "authorization, content-type")])
@@ -498,7 +251,7 @@ def test_options_preflight_passes_in_strict(strict, echo, path):
     assert r.header("access-control-max-age") == "3600"
     assert "POST" in r.header("access-control-allow-methods")
     assert r.header("access-control-allow-headers")
-    assert len(echo.seen) == before  # answered by the proxy itself
+    assert len(echo.received) == before  # answered by the proxy itself
 
 
 @pytest.mark.parametrize("path, status", [
@@ -519,11 +272,11 @@ def test_healthz_exemption_is_exact_path(aeh, path, status):
 
 
 def test_healthz_is_answered_by_the_proxy_not_forwarded(aeh, echo):
-    before = len(echo.seen)
+    before = len(echo.received)
     assert aeh.send("GET", "/healthz").json() == {"status": "ok"}
     h = aeh.send("HEAD", "/healthz")
     assert h.status == 200 and h.body == b""
-    assert [p for _, p in list(echo.seen)[before:] if p.startswith("/healthz")] == []
+    assert [p for _, p in list(echo.received)[before:] if p.startswith("/healthz")] == []
 
 
 def test_post_healthz_is_405(aeh, strict):
@@ -618,20 +371,20 @@ def test_auth_explain_false_gives_bare_401(start, echo):
 # ====================================================================== never an open proxy
 
 def test_absolute_form_is_refused_and_nothing_reaches_upstream(strict, echo):
-    before = list(echo.seen)
+    before = list(echo.received)
     for target in (f"http://127.0.0.1:{echo.port}/abs-e2e", "http://example.com/"):
         r = strict.send("GET", target, [bearer()], host=target.split("/")[2])
         assert r.status == 400, target
         assert r.json()["error"]["code"] == "not_a_forward_proxy"
-    assert list(echo.seen) == before
+    assert list(echo.received) == before
 
 
 def test_connect_is_refused(strict, echo):
-    before = list(echo.seen)
+    before = list(echo.received)
     for authority in (f"127.0.0.1:{echo.port}", "example.com:443"):
         r = strict.send("CONNECT", authority, [bearer()], host=authority)
         assert 400 <= r.status < 500, authority
-    assert list(echo.seen) == before
+    assert list(echo.received) == before
 
 
 # ====================================================================== upstream down
@@ -655,7 +408,7 @@ def test_unreachable_upstream_gives_json_502_and_healthz_still_answers(start):
 def test_upstream_that_stops_gives_json_502(start, idle):
     # The spec: "An unreachable upstream gives a 502 JSON error naming the upstream, promptly."
     # That holds whether or not the upstream answered a moment ago.
-    e = Echo()
+    e = Upstream()
     try:
         m = start(config_text("strict", KEY, e.url))
         assert m.send("GET", "/v1/models", [bearer()]).from_echo
@@ -733,7 +486,7 @@ def test_hot_reload_of_port_rebinds_the_listener(start, echo):
     seen = len(m.lines)
     write_config(m.config, config_text("strict", KEY, echo.url, port=new_port))
     # no request on the old port: the idle watcher picks the edit up by itself
-    m._wait_listening(skip=seen)
+    m.wait_listening(skip=seen)
     assert m.port == new_port != first
     assert m.send("GET", "/v1/models", [bearer()]).from_echo
     with pytest.raises(OSError):
@@ -821,16 +574,16 @@ def test_unquoted_auth_mode_off_is_off(start, echo, tmp_path):
 # ====================================================================== start-up errors
 
 @pytest.mark.parametrize("text, extra, field", [
-    (config_text("bogus"), (), "proxy.auth_mode"),
-    (config_text("strict", port=70000), (), "proxy.port"),
+    (config_text("bogus", KEY), (), "proxy.auth_mode"),
+    (config_text("strict", KEY, port=70000), (), "proxy.port"),
     ('proxy:\n  auth_mode: strict\n  port: "abc"\n  api_key: x\n', (), "proxy.port"),
     ("proxy:\n  auth_mode: strict\n  port: abc\n  api_key: x\n", (), "proxy.port"),
-    (config_text("strict") + "  colour: red\n", (), "proxy.colour"),
-    (config_text("strict") + "extra:\n  a: 1\n", (), "extra"),
+    (config_text("strict", KEY) + "  colour: red\n", (), "proxy.colour"),
+    (config_text("strict", KEY) + "extra:\n  a: 1\n", (), "extra"),
     ("proxy:\n  auth_mode: strict\n  allow_lan_access: yes please\n  api_key: x\n", (), "proxy.allow_lan_access"),
-    (config_text("strict", upstream="ftp://127.0.0.1:21"), (), "upstream.url"),
+    (config_text("strict", KEY, upstream="ftp://127.0.0.1:21"), (), "upstream.url"),
     ("proxy:\n  auth_mode: [strict\n", (), "(YAML syntax)"),
-    (config_text("strict"), ("--set", "auth_mode=bogus"), "auth_mode"),
+    (config_text("strict", KEY), ("--set", "auth_mode=bogus"), "auth_mode"),
 ], ids=["auth_mode", "port-70000", "port-quoted-abc", "port-abc", "unknown-field", "unknown-section",
         "lan-not-bool", "upstream-scheme", "bad-yaml", "option-auth_mode"])
 def test_invalid_config_at_start_exits_non_zero(start, text, extra, field):
@@ -846,8 +599,8 @@ def test_invalid_config_at_start_exits_non_zero(start, text, extra, field):
 
 
 @pytest.mark.parametrize("text, extra", [
-    (config_text("bogus"), ()),
-    (config_text("strict"), ("--set", "auth_mode=bogus")),
+    (config_text("bogus", KEY), ()),
+    (config_text("strict", KEY), ("--set", "auth_mode=bogus")),
 ], ids=["file", "option"])
 def test_invalid_config_at_start_opens_no_listener(start, text, extra):
     # "It is never an open forward proxy": a start that fails on its config must not serve

@@ -13,7 +13,6 @@ every process and thread started here is stopped when its test or fixture ends.
 
 from __future__ import annotations
 
-import itertools
 import json
 import random
 import socket
@@ -27,9 +26,10 @@ from types import SimpleNamespace
 import pytest
 
 from authgate.decision import RequestView, decide
-from test_e2e import KEY, OTHER_KEY, Echo, Mitm, closed_port, config_text, write_config
+from live import IO_TIMEOUT, Gate, Gates, Upstream, closed_port, config_text, write_config
 
-IO_TIMEOUT = 10.0  # seconds, every socket call unless a test says otherwise
+KEY = "sk-e2e0123456789abcdef0123456789ab"
+OTHER_KEY = "sk-e2eOTHERfedcba9876543210fedcba9"
 KEPT = "keeping the last good config"  # the gate's one-line notice for a bad edit
 
 # Load test sizes and bounds.
@@ -54,27 +54,14 @@ def confdir(tmp_path_factory) -> Path:
 @pytest.fixture
 def gate(tmp_path, confdir):
     """Start gates for one test (config text, extra args); all are stopped afterwards."""
-    started: list[Mitm] = []
-    counter = itertools.count()
-
-    def start(text: str, *extra: str) -> Mitm:
-        path = tmp_path / f"g{next(counter)}" / "config.yaml"
-        path.parent.mkdir()
-        write_config(path, text)
-        m = Mitm(path, confdir, *extra)
-        started.append(m)
-        return m
-
-    yield start
-    for m in started:
-        m.stop()
+    with Gates(tmp_path, confdir) as start:
+        yield start
 
 
 @pytest.fixture
 def echo():
-    e = Echo()
-    yield e
-    e.stop()
+    with Upstream() as e:
+        yield e
 
 
 def rss_kb(pid: int) -> int:
@@ -181,7 +168,7 @@ def with_key(*more: tuple[bytes, bytes]) -> list[tuple[bytes, bytes]]:
     return [(b"Host", b"gate"), (b"Authorization", b"Bearer " + KEY.encode()), *more]
 
 
-def healthy(m: Mitm, what: str) -> None:
+def healthy(m: Gate, what: str) -> None:
     """The gate process is alive and answers its own route."""
     assert m.proc.poll() is None, f"mitmdump exited after {what}:\n{m.output[-3000:]}"
     a = exchange(m.port, request_bytes("GET", "/healthz", with_key()))
@@ -382,7 +369,7 @@ def test_load_5000_mixed_requests_16_connections(gate, echo, capsys):
     assert {r.expected_status for r in reqs} >= {200, 401, 405}
 
     clients = [KeepAliveClient(m.port) for _ in range(LOAD_CONNECTIONS)]
-    before_seen = len(echo.seen)
+    before_seen = len(echo.received)
     deadline = time.monotonic() + LOAD_DEADLINE
     try:
         t0 = time.monotonic()
@@ -413,7 +400,7 @@ def test_load_5000_mixed_requests_16_connections(gate, echo, capsys):
     assert not failures, f"{len(failures)} wrong answers, first ones:\n" + "\n".join(failures[:15])
     assert answered == LOAD_TOTAL
     # Exactly the requests the decision forwards reached the upstream; nothing denied leaked through.
-    assert len(echo.seen) - before_seen == expected_forwarded
+    assert len(echo.received) - before_seen == expected_forwarded
     assert growth < RSS_GROWTH_LIMIT_KB, f"RSS grew by {growth} kB (limit {RSS_GROWTH_LIMIT_KB} kB)"
     assert KEY not in m.output
     healthy(m, "the load run")
@@ -689,13 +676,11 @@ def test_config_fault_keeps_last_good_config_and_says_so_once(gate, echo, fault)
 
 @pytest.fixture(scope="module")
 def bad_input_gate(tmp_path_factory, confdir):
-    e = Echo()
-    path = tmp_path_factory.mktemp("bad-input") / "config.yaml"
-    write_config(path, config_text("strict", KEY, e.url))
-    m = Mitm(path, confdir)
-    yield m, e
-    m.stop()
-    e.stop()
+    with Upstream() as e:
+        path = tmp_path_factory.mktemp("bad-input") / "config.yaml"
+        write_config(path, config_text("strict", KEY, e.url))
+        with Gate(path, confdir=confdir) as m:
+            yield m, e
 
 
 def _req(target: bytes, *headers: bytes, body: bytes = b"", method: bytes = b"GET") -> bytes:

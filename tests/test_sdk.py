@@ -14,12 +14,6 @@ Everything stays on 127.0.0.1; every client has a timeout and no retries.
 from __future__ import annotations
 
 import os
-import queue
-import re
-import shutil
-import subprocess
-import sys
-import threading
 import time
 from pathlib import Path
 
@@ -32,16 +26,13 @@ from google.genai import errors as genai_errors  # noqa: E402
 from google.genai import types as genai_types  # noqa: E402
 
 import demo_upstream  # noqa: E402
+from live import Gate, Upstream, config_text  # noqa: E402
 
-REPO = Path(__file__).resolve().parent.parent
-ADDON = REPO / "addon" / "auth.py"
 KEY = "sk-sdk0123456789abcdef0123456789ab"
 WRONG_KEY = "sk-sdkWRONGfedcba9876543210fedcba"
 UPSTREAM_SECRET = "gk-upstream-secret-0123456789abcdef"  # only in the gate's environment
 SECRET_ENV = "DEMO_UPSTREAM_SECRET"
 TIMEOUT = 10.0  # seconds, every SDK call
-START_TIMEOUT = 20.0  # seconds for mitmdump to say "listening at"
-LISTENING = re.compile(r"listening at 127\.0\.0\.1:(\d+)\.?\s*$")
 # Variables that would send an SDK elsewhere or give it a key of its own.
 _ENV_NOISE = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy",
               "OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_ORG_ID", "OPENAI_PROJECT_ID",
@@ -58,91 +49,13 @@ STREAM_PATH = {**PATH, "google-genai": "/v1beta/models/demo-gemini:streamGenerat
 
 # ====================================================================== the gate and the upstream
 
-def _mitmdump() -> str:
-    exe = Path(sys.executable).with_name("mitmdump")
-    if exe.exists():
-        return str(exe)
-    found = shutil.which("mitmdump")
-    if not found:
-        pytest.fail("mitmdump not found next to the Python interpreter nor on PATH")
-    return found
-
-
-class Demo:
-    """The demo upstream in a thread on an ephemeral loopback port."""
-
-    def __init__(self) -> None:
-        self.server = demo_upstream.serve("127.0.0.1", 0)
-        self.port = self.server.server_address[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.1},
-                                       daemon=True)
-        self.thread.start()
-
-    def stream_record(self, stream_id: str) -> dict:
-        """When the upstream finished the stream with this id (it records after the last byte)."""
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
-            for rec in list(self.server.streams):
-                if rec["id"] == stream_id:
-                    return rec
-            time.sleep(0.01)
-        pytest.fail(f"the demo upstream has no finished stream {stream_id}: {self.server.streams}")
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(5)
-
-
-class Gate:
-    """`mitmdump -s addon/auth.py` on an ephemeral port; its output drained line by line."""
-
-    def __init__(self, workdir: Path, upstream_url: str, headers: dict[str, str] | None = None,
-                 env: dict[str, str] | None = None) -> None:
-        lines = ["proxy:", "  port: 8045", "  allow_lan_access: false", "  auth_mode: strict",
-                 f'  api_key: "{KEY}"', "upstream:", f"  url: {upstream_url}"]
-        if headers:
-            lines.append("  headers:")
-            lines += [f'    {name}: "{value}"' for name, value in headers.items()]
-        self.config = workdir / "config.yaml"
-        self.config.write_text("\n".join(lines) + "\n", encoding="utf-8")
-        args = [_mitmdump(), "-s", str(ADDON), "--set", f"confdir={workdir}",
-                "--set", f"auth_config={self.config}", "--set", "auth_port=0"]
-        self.lines: list[str] = []
-        self._ports: queue.Queue[int] = queue.Queue()
-        self.proc = subprocess.Popen(
-            args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=workdir,
-            env={**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1", "PYTHONIOENCODING": "utf-8"})
-        threading.Thread(target=self._read, daemon=True).start()
-        try:
-            self.port = self._ports.get(timeout=START_TIMEOUT)
-        except queue.Empty:
-            self.stop()
-            pytest.fail(f"mitmdump did not say 'listening at' within {START_TIMEOUT:.0f}s:\n{self.output}")
-        self.url = f"http://127.0.0.1:{self.port}"
-
-    def _read(self) -> None:
-        for raw in self.proc.stdout:
-            line = raw.decode("utf-8", "replace").rstrip("\n")
-            self.lines.append(line)
-            m = LISTENING.search(line)
-            if m:
-                self._ports.put(int(m.group(1)))
-
-    @property
-    def output(self) -> str:
-        return "\n".join(self.lines)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        self.proc.stdout.close()
+def start_gate(workdir: Path, upstream_url: str, headers: dict[str, str] | None = None,
+               env: dict[str, str] | None = None) -> Gate:
+    """The gate on its own config.yaml in `workdir`: strict, KEY, the upstream (with its headers)."""
+    config = workdir / "config.yaml"
+    config.write_text(config_text("strict", KEY, upstream_url, port=8045, upstream_headers=headers),
+                      encoding="utf-8")
+    return Gate(config, env=env)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -156,14 +69,13 @@ def clean_env():
 
 @pytest.fixture(scope="module")
 def demo(clean_env):
-    d = Demo()
-    yield d
-    d.stop()
+    with Upstream(echo_only=False) as d:
+        yield d
 
 
 @pytest.fixture(scope="module")
 def gate(demo, tmp_path_factory):
-    g = Gate(tmp_path_factory.mktemp("sdk-gate"), demo.url)
+    g = start_gate(tmp_path_factory.mktemp("sdk-gate"), demo.url)
     yield g
     g.stop()
     assert KEY not in g.output and WRONG_KEY not in g.output, "a key appeared in full in mitmdump's output"
@@ -172,8 +84,8 @@ def gate(demo, tmp_path_factory):
 @pytest.fixture(scope="module")
 def gate_with_upstream_key(demo, tmp_path_factory):
     # The secret is only in mitmdump's environment: config.yaml holds the ${...} reference.
-    g = Gate(tmp_path_factory.mktemp("sdk-gate-upstream-key"), demo.url,
-             headers={"x-goog-api-key": "${%s}" % SECRET_ENV}, env={SECRET_ENV: UPSTREAM_SECRET})
+    g = start_gate(tmp_path_factory.mktemp("sdk-gate-upstream-key"), demo.url,
+                   headers={"x-goog-api-key": "${%s}" % SECRET_ENV}, env={SECRET_ENV: UPSTREAM_SECRET})
     yield g
     g.stop()
     assert UPSTREAM_SECRET not in g.output, "upstream.headers' secret appeared in mitmdump's output"

@@ -14,12 +14,8 @@ socket call and wait is bounded; every process and thread started here is stoppe
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 import socket
-import subprocess
-import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -32,98 +28,21 @@ import yaml
 import authgate.decision as decision
 from authgate.decision import RequestView, decide
 from authgate.settings import fingerprint
-from test_e2e import Mitm, closed_port, config_text, write_config
+from live import ADDON, IO_TIMEOUT, Gates, Process, closed_port, config_text, write_config
 
-REPO = Path(__file__).resolve().parent.parent
-ADDON = REPO / "addon" / "auth.py"
 KEY = "sk-sec0123456789abcdef0123456789ab"
 K = KEY.encode()
 WRONG = b"sk-presentedWRONG0123456789abcdef0"  # a long wrong key a client presents
 SMART = b"Bearer \xe2\x80\x9c" + K + b"\xe2\x80\x9d"
 KEY_HEADER_NAMES = {"authorization", "x-api-key", "x-goog-api-key"}
-IO_TIMEOUT = 10.0
 START_TIMEOUT = 25.0
 EXIT_TIMEOUT = 20.0
-LISTENING = re.compile(r"listening at (\S+):(\d+)\.?\s*$")
 EMPTY_KEY_LOG = "Proxy auth is enabled but api_key is empty; denying request"
 # A line of mitmproxy's own flow dump (flow_detail >= 2) showing one of the client's key headers.
 CLIENT_KEY_HEADER_DUMP = re.compile(r"^ {4}(authorization|x-api-key|x-goog-api-key): ", re.I)
 
 
 # ====================================================================== processes and servers
-
-def _tool(name: str) -> str:
-    exe = Path(sys.executable).with_name(name)
-    if exe.exists():
-        return str(exe)
-    found = shutil.which(name)
-    if not found:
-        pytest.fail(f"{name} not found next to the Python interpreter nor on PATH")
-    return found
-
-
-class Proc:
-    """mitmdump/mitmweb with the arguments given exactly (script order included); output collected."""
-
-    def __init__(self, tool: str, *args: str, env: dict[str, str] | None = None) -> None:
-        full_env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONIOENCODING": "utf-8", **(env or {})}
-        self.lines: list[str] = []
-        self.proc = subprocess.Popen([_tool(tool), *args], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, env=full_env, cwd=REPO)
-        self.reader = threading.Thread(target=self._read, daemon=True)
-        self.reader.start()
-        self.port: int | None = None
-
-    def _read(self) -> None:
-        for raw in self.proc.stdout:
-            self.lines.append(raw.decode("utf-8", "replace").rstrip("\r\n"))
-
-    @property
-    def output(self) -> str:
-        return "\n".join(self.lines)
-
-    def wait_for(self, needle: str, timeout: float = 5.0) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if needle in self.output:
-                return True
-            if self.proc.poll() is not None and not self.reader.is_alive():
-                break
-            time.sleep(0.05)
-        return needle in self.output
-
-    def wait_listening(self) -> "Proc":
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            for line in list(self.lines):
-                if m := LISTENING.search(line):
-                    self.port = int(m.group(2))
-                    return self
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.05)
-        out = self.stop()
-        pytest.fail(f"no 'listening at' (rc={self.proc.returncode}):\n{out}")
-
-    def wait_exit(self, timeout: float = EXIT_TIMEOUT) -> int | None:
-        try:
-            rc = self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            return None
-        self.reader.join(5)
-        return rc
-
-    def stop(self) -> str:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        self.reader.join(5)
-        return self.output
-
 
 class Recorder:
     """An upstream that records every request exactly as received (request line, all header pairs,
@@ -191,19 +110,8 @@ def recorder():
 
 @pytest.fixture
 def gate(tmp_path, confdir):
-    started: list[Mitm] = []
-
-    def start(text: str, *extra: str) -> Mitm:
-        path = tmp_path / f"g{len(started)}" / "config.yaml"
-        path.parent.mkdir()
-        write_config(path, text)
-        m = Mitm(path, confdir, *extra)
-        started.append(m)
-        return m
-
-    yield start
-    for m in started:
-        m.stop()
+    with Gates(tmp_path, confdir) as start:
+        yield start
 
 
 def raw_exchange(port: int, data: bytes, timeout: float = IO_TIMEOUT) -> tuple[int | None, dict[str, str], bytes]:
@@ -301,7 +209,8 @@ def test_gate_never_logs_a_key_at_any_level(tmp_path, confdir, recorder, capsys)
     common = ["--set", f"confdir={confdir}", "--set", f"auth_config={config}", "--set", "auth_port=0",
               "--set", "termlog_verbosity=debug", "--set", "flow_detail=4"]
     # The capture script goes first, so it sees the key generation that happens when auth.py loads.
-    p = Proc("mitmdump", "-s", str(script), "-s", str(ADDON), *common, env=env).wait_listening()
+    p = Process("mitmdump", "-s", str(script), "-s", str(ADDON), *common, env=env)
+    p.wait_listening(timeout=START_TIMEOUT)
     secrets: dict[str, str] = {"upstream credential": UPSTREAM_SECRET, "presented wrong key": WRONG.decode()}
     try:
         generated = yaml.safe_load(config.read_text())["proxy"]["api_key"]
@@ -348,8 +257,9 @@ def test_gate_never_logs_a_key_at_any_level(tmp_path, confdir, recorder, capsys)
     option_key = "sk-secOPTION0123456789abcdef012345"
     secrets["option key"] = option_key
     write_config(config, _cfg(f'  api_key: "{second}"\n', recorder.url))
-    q = Proc("mitmdump", "-s", str(script), "-s", str(ADDON), *common, "--set", f"auth_api_key={option_key}",
-             env=env).wait_listening()
+    q = Process("mitmdump", "-s", str(script), "-s", str(ADDON), *common, "--set", f"auth_api_key={option_key}",
+                env=env)
+    q.wait_listening(timeout=START_TIMEOUT)
     try:
         _exercise(q.port, option_key.encode(), [second.encode()])
     finally:
@@ -545,9 +455,9 @@ def _mitmweb_args(tmp_path: Path, confdir: Path, upstream: str, web_host: str, w
 
 @pytest.mark.parametrize("web_host", ["0.0.0.0", "::"])
 def test_mitmweb_refuses_a_non_loopback_web_host(tmp_path, confdir, recorder, web_host):
-    p = Proc("mitmweb", *_mitmweb_args(tmp_path, confdir, recorder.url, web_host, closed_port()))
+    p = Process("mitmweb", *_mitmweb_args(tmp_path, confdir, recorder.url, web_host, closed_port()))
     try:
-        rc = p.wait_exit()
+        rc = p.wait_exit(EXIT_TIMEOUT)
     finally:
         out = p.stop()
     assert rc is not None, f"mitmweb with web_host={web_host} still runs after {EXIT_TIMEOUT}s:\n{out}"
@@ -558,10 +468,10 @@ def test_mitmweb_refuses_a_non_loopback_web_host(tmp_path, confdir, recorder, we
 
 def test_mitmweb_non_loopback_web_host_starts_when_forced(tmp_path, confdir, recorder):
     web_port = closed_port()
-    p = Proc("mitmweb", *_mitmweb_args(tmp_path, confdir, recorder.url, "0.0.0.0", web_port,
-                                       "--set", "auth_web_remote=true"))
+    p = Process("mitmweb", *_mitmweb_args(tmp_path, confdir, recorder.url, "0.0.0.0", web_port,
+                                          "--set", "auth_web_remote=true"))
     try:
-        p.wait_listening()
+        p.wait_listening(timeout=START_TIMEOUT)
         assert p.wait_for("Web server listening at", START_TIMEOUT), p.output
         with socket.create_connection(("127.0.0.1", web_port), timeout=IO_TIMEOUT) as sock:
             sock.settimeout(IO_TIMEOUT)

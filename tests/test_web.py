@@ -17,10 +17,6 @@ import json
 import os
 import re
 import shutil
-import socket
-import subprocess
-import sys
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -28,132 +24,49 @@ from pathlib import Path
 import pytest
 import yaml
 
-import demo_upstream
 from authgate.settings import fingerprint
+from live import ADDON, IO_TIMEOUT, WEB_LISTENING, Process, Upstream, closed_port, config_text, write_config
 
-REPO = Path(__file__).resolve().parent.parent
-ADDON = REPO / "addon" / "auth.py"
 KEY = "sk-web0123456789abcdef0123456789ab"  # the shared mitmweb's key
 WRONG = "sk-webWRONGfedcba9876543210fedcba9"
 START_TIMEOUT = 25.0  # seconds for mitmweb to print both "listening at" lines
 EXIT_TIMEOUT = 20.0  # seconds for a refused start to exit
-IO_TIMEOUT = 10.0  # seconds, every socket call
 POLL_TIMEOUT = 10.0  # seconds, waiting for a flow to change
 DENIED = "\u26d4"  # ":no_entry:" as mitmweb's API and page show it
-PROXY_LISTENING = re.compile(r"listening at 127\.0\.0\.1:(\d+)\.")
-WEB_LISTENING = "Web server listening at"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
 # ====================================================================== processes
 
-def _mitmweb() -> str:
-    exe = Path(sys.executable).with_name("mitmweb")
-    if exe.exists():
-        return str(exe)
-    found = shutil.which("mitmweb")
-    if not found:
-        pytest.fail("mitmweb not found next to the Python interpreter nor on PATH")
-    return found
-
-
-def free_port() -> int:
-    """A loopback port free right now (bound, then released)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def config_text(key: str, upstream: str, mode: str = "strict") -> str:
-    return (f"proxy:\n  port: 0\n  allow_lan_access: false\n  auth_mode: {mode}\n  api_key: \"{key}\"\n"
-            f"upstream:\n  url: {upstream}\n")
-
-
-class Mitmweb:
-    """A mitmweb subprocess whose output is collected line by line by a reader thread."""
-
-    def __init__(self, *args: str) -> None:
-        self.lines: list[str] = []
-        self._changed = threading.Condition()
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        self.proc = subprocess.Popen([_mitmweb(), "-s", str(ADDON), *args], stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                     encoding="utf-8", errors="replace", env=env, cwd=REPO)
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-        self.proxy_port: int | None = None
-        self.web_port: int | None = None
-
-    def _read(self) -> None:
-        for line in self.proc.stdout:
-            with self._changed:
-                self.lines.append(line)
-                self._changed.notify_all()
-        with self._changed:
-            self._changed.notify_all()
-
-    @property
-    def output(self) -> str:
-        with self._changed:
-            return "".join(self.lines)
-
-    def wait_for(self, predicate, timeout: float) -> bool:
-        """Wait until predicate(output) holds, the process exits, or the time is up."""
-        deadline = time.monotonic() + timeout
-        with self._changed:
-            while True:
-                if predicate("".join(self.lines)):
-                    return True
-                left = deadline - time.monotonic()
-                if left <= 0 or (self.proc.poll() is not None and not self._reader.is_alive()):
-                    return predicate("".join(self.lines))
-                self._changed.wait(min(left, 0.2))
-
-    def wait_started(self, web_port: int) -> "Mitmweb":
-        ok = self.wait_for(lambda out: PROXY_LISTENING.search(out) and WEB_LISTENING in out, START_TIMEOUT)
-        if not ok:
-            self.stop()
-            pytest.fail(f"mitmweb did not start within {START_TIMEOUT}s (exit code {self.proc.returncode}):\n"
-                        f"{self.output}")
-        self.proxy_port = int(PROXY_LISTENING.search(self.output).group(1))
-        self.web_port = web_port
-        return self
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-        self._reader.join(timeout=5)
-
-
-def start_mitmweb(config: Path, *extra: str) -> Mitmweb:
-    web_port = free_port()
-    mw = Mitmweb("--set", f"auth_config={config}", "--set", "auth_port=0", "--set", f"web_port={web_port}",
+def mitmweb(config: Path, *extra: str) -> Process:
+    """`mitmweb -s addon/auth.py` on `config`, its UI on a free loopback port (web_port)."""
+    web_port = closed_port()
+    mw = Process("mitmweb", "-s", str(ADDON), "--set", f"auth_config={config}", "--set", f"web_port={web_port}",
                  "--set", "web_open_browser=false", *extra)
-    return mw.wait_started(web_port)
+    mw.web_port = web_port
+    return mw
+
+
+def start_mitmweb(config: Path, *extra: str) -> Process:
+    """mitmweb on an ephemeral proxy port, once both its proxy and its UI say "listening at"."""
+    mw = mitmweb(config, "--set", "auth_port=0", *extra).wait_listening(timeout=START_TIMEOUT, web=True)
+    if mw.host != "127.0.0.1":  # the proxy itself on loopback
+        pytest.fail(f"mitmweb's proxy listens at {mw.host}, not 127.0.0.1:\n{mw.stop()}")
+    return mw
 
 
 @pytest.fixture(scope="module")
 def upstream():
-    server = demo_upstream.serve("127.0.0.1", 0, echo_only=True)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
+    with Upstream() as u:
+        yield u.url
 
 
 @pytest.fixture(scope="module")
 def web(upstream, tmp_path_factory):
     """The shared mitmweb: strict mode, KEY, the echo upstream."""
     config = tmp_path_factory.mktemp("web") / "config.yaml"
-    config.write_text(config_text(KEY, upstream), encoding="utf-8")
+    write_config(config, config_text("strict", KEY, upstream))
     mw = start_mitmweb(config)
     try:
         yield mw
@@ -254,9 +167,9 @@ def unique(label: str) -> str:
 def test_flows_show_the_decision_in_comment_and_marker(web):
     api = WebAPI(web.web_port)
     deny, ok, shadow = unique("deny"), unique("pass"), unique("shadow")
-    assert send(web.proxy_port, deny, {"x-api-key": WRONG})[0] == 401
-    assert send(web.proxy_port, ok, {"Authorization": f"Bearer {KEY}"})[0] == 200
-    assert send(web.proxy_port, shadow, {"Authorization": f"Bearer {WRONG}", "x-api-key": KEY})[0] == 401
+    assert send(web.port, deny, {"x-api-key": WRONG})[0] == 401
+    assert send(web.port, ok, {"Authorization": f"Bearer {KEY}"})[0] == 200
+    assert send(web.port, shadow, {"Authorization": f"Bearer {WRONG}", "x-api-key": KEY})[0] == 401
 
     f = api.flow_by_path(deny)
     assert f["comment"] == "401 · strict · x-api-key won (Authorization absent) · key mismatch"
@@ -282,14 +195,14 @@ def test_comment_column_is_on(web):
 def test_options_change_applies_to_the_next_request(web):
     api = WebAPI(web.web_port)
     before = unique("keyless-strict")
-    assert send(web.proxy_port, before)[0] == 401
+    assert send(web.port, before)[0] == 401
     assert api.flow_by_path(before)["comment"] == "401 · strict · no key header · key required"
     try:
         status, body = api.set_options(auth_mode="off")
         assert status == 200, body
         assert api.option("auth_mode") == "off"
         after = unique("keyless-off")
-        assert send(web.proxy_port, after)[0] == 200
+        assert send(web.port, after)[0] == 200
         f = api.flow_by_path(after)
         assert f["comment"].startswith("pass · off"), f["comment"]
         assert f["marked"] == ""
@@ -299,13 +212,13 @@ def test_options_change_applies_to_the_next_request(web):
         assert b"bogus" in body
         assert api.option("auth_mode") == "off"  # rolled back
         still = unique("keyless-still-off")
-        assert send(web.proxy_port, still)[0] == 200
+        assert send(web.port, still)[0] == 200
         assert api.flow_by_path(still)["comment"].startswith("pass · off")
     finally:
         status, body = api.set_options(auth_mode=None)  # back to config.yaml's strict
         assert status == 200, body
     again = unique("keyless-strict-again")
-    assert send(web.proxy_port, again)[0] == 401
+    assert send(web.port, again)[0] == 401
     assert api.flow_by_path(again)["marked"] == DENIED
 
 
@@ -314,9 +227,9 @@ def test_api_key_option_applies_to_the_next_request(web):
     try:
         assert api.set_options(auth_api_key=WRONG)[0] == 200
         old, new = unique("key-option-old"), unique("key-option-new")
-        assert send(web.proxy_port, old, {"x-api-key": KEY})[0] == 401
+        assert send(web.port, old, {"x-api-key": KEY})[0] == 401
         assert api.flow_by_path(old)["comment"] == "401 · strict · x-api-key won (Authorization absent) · key mismatch"
-        assert send(web.proxy_port, new, {"x-api-key": WRONG})[0] == 200
+        assert send(web.port, new, {"x-api-key": WRONG})[0] == 200
         assert api.flow_by_path(new)["comment"] == "pass · strict · x-api-key won (Authorization absent) · key ok"
         status = api.command("auth.status")
         assert f"api_key: {fingerprint(WRONG)}" in status
@@ -324,13 +237,13 @@ def test_api_key_option_applies_to_the_next_request(web):
     finally:
         assert api.set_options(auth_api_key=None)[0] == 200
     back = unique("key-option-back")
-    assert send(web.proxy_port, back, {"x-api-key": KEY})[0] == 200
+    assert send(web.port, back, {"x-api-key": KEY})[0] == 200
 
 
 def test_replay_decides_again_under_the_current_settings(web):
     api = WebAPI(web.web_port)
     path = unique("replay")
-    assert send(web.proxy_port, path, {"x-api-key": WRONG})[0] == 401
+    assert send(web.port, path, {"x-api-key": WRONG})[0] == 401
     flow = api.flow_by_path(path)
     assert flow["comment"].startswith("401 · strict")
     assert flow["marked"] == DENIED
@@ -362,8 +275,8 @@ def test_status_command(web):
     assert KEY not in first
     assert "upstream: http://127.0.0.1:" in first
     passed, denied = map(int, counts.search(first).groups())
-    assert send(web.proxy_port, unique("status-deny"))[0] == 401
-    assert send(web.proxy_port, unique("status-pass"), {"x-api-key": KEY})[0] == 200
+    assert send(web.port, unique("status-deny"))[0] == 401
+    assert send(web.port, unique("status-pass"), {"x-api-key": KEY})[0] == 200
     passed2, denied2 = map(int, counts.search(api.command("auth.status")).groups())
     assert (passed2, denied2) == (passed + 1, denied + 1)
 
@@ -371,7 +284,7 @@ def test_status_command(web):
 def test_explain_command_on_one_flow(web):
     api = WebAPI(web.web_port)
     path = unique("explain")
-    assert send(web.proxy_port, path, {"x-api-key": WRONG})[0] == 401
+    assert send(web.port, path, {"x-api-key": WRONG})[0] == 401
     flow = api.flow_by_path(path)
     # mitmweb 11 parses a flow argument with view.flows.resolve: "@<flow id>" names one flow.
     trace = api.command("auth.explain", f"@{flow['id']}")
@@ -396,11 +309,11 @@ def test_explain_command_on_one_flow(web):
 def test_regenerate_command(upstream, tmp_path):
     config = tmp_path / "config.yaml"
     old = "sk-regen0123456789abcdef012345678"
-    config.write_text(config_text(old, upstream), encoding="utf-8")
+    write_config(config, config_text("strict", old, upstream))
     mw = start_mitmweb(config)
     try:
         api = WebAPI(mw.web_port)
-        assert send(mw.proxy_port, unique("regen-before"), {"Authorization": f"Bearer {old}"})[0] == 200
+        assert send(mw.port, unique("regen-before"), {"Authorization": f"Bearer {old}"})[0] == 200
 
         value = api.command("auth.regenerate")
         new = yaml.safe_load(config.read_text(encoding="utf-8"))["proxy"]["api_key"]
@@ -410,10 +323,10 @@ def test_regenerate_command(upstream, tmp_path):
         assert new not in value
 
         old_path, new_path = unique("regen-old"), unique("regen-new")
-        status, body = send(mw.proxy_port, old_path, {"Authorization": f"Bearer {old}"})
+        status, body = send(mw.port, old_path, {"Authorization": f"Bearer {old}"})
         assert status == 401, body
         assert api.flow_by_path(old_path)["comment"] == "401 · strict · Authorization won · key mismatch"
-        status, body = send(mw.proxy_port, new_path, {"Authorization": f"Bearer {new}"})
+        status, body = send(mw.port, new_path, {"Authorization": f"Bearer {new}"})
         assert status == 200, body
         assert api.flow_by_path(new_path)["comment"] == "pass · strict · Authorization won · key ok"
         assert fingerprint(new) in api.command("auth.status")
@@ -431,18 +344,15 @@ def test_regenerate_command(upstream, tmp_path):
 
 def test_non_loopback_web_host_is_refused(upstream, tmp_path):
     config = tmp_path / "config.yaml"
-    config.write_text(config_text(KEY, upstream), encoding="utf-8")
-    web_port = free_port()
+    write_config(config, config_text("strict", KEY, upstream))
     # listen_host/listen_port keep even the fallback proxy listener on loopback, ephemeral.
-    mw = Mitmweb("--set", f"auth_config={config}", "--set", f"web_port={web_port}", "--set", "web_host=0.0.0.0",
-                 "--set", "listen_host=127.0.0.1", "--set", "listen_port=0", "--set", "web_open_browser=false")
+    mw = mitmweb(config, "--set", "web_host=0.0.0.0", "--set", "listen_host=127.0.0.1", "--set", "listen_port=0")
     try:
-        code = mw.proc.wait(timeout=EXIT_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        mw.stop()
-        pytest.fail(f"mitmweb with web_host=0.0.0.0 still runs after {EXIT_TIMEOUT}s:\n{mw.output}")
+        code = mw.wait_exit(EXIT_TIMEOUT)
     finally:
         mw.stop()
+    if code is None:
+        pytest.fail(f"mitmweb with web_host=0.0.0.0 still runs after {EXIT_TIMEOUT}s:\n{mw.output}")
     out = mw.output
     assert code != 0, out
     assert "web_host 0.0.0.0 is not a loopback address" in out, out
@@ -452,7 +362,7 @@ def test_non_loopback_web_host_is_refused(upstream, tmp_path):
 
 def test_non_loopback_web_host_starts_when_forced(upstream, tmp_path):
     config = tmp_path / "config.yaml"
-    config.write_text(config_text(KEY, upstream), encoding="utf-8")
+    write_config(config, config_text("strict", KEY, upstream))
     mw = start_mitmweb(config, "--set", "web_host=0.0.0.0", "--set", "auth_web_remote=true")
     try:
         assert f"{WEB_LISTENING} http://0.0.0.0:{mw.web_port}/" in mw.output
@@ -522,9 +432,9 @@ def test_browser_flow_list_shows_winner_and_marker(web, page, tmp_path):
     shot_filtered = tmp_path / "mitmweb-flows-marked.png"
 
     # The flows arrive while the page is open (mitmweb pushes them over its websocket).
-    assert send(web.proxy_port, deny, {"x-api-key": WRONG})[0] == 401
-    assert send(web.proxy_port, ok, {"Authorization": f"Bearer {KEY}"})[0] == 200
-    assert send(web.proxy_port, shadow, {"Authorization": f"Bearer {WRONG}", "x-api-key": KEY})[0] == 401
+    assert send(web.port, deny, {"x-api-key": WRONG})[0] == 401
+    assert send(web.port, ok, {"Authorization": f"Bearer {KEY}"})[0] == 200
+    assert send(web.port, shadow, {"Authorization": f"Bearer {WRONG}", "x-api-key": KEY})[0] == 401
 
     assert page.locator(".flow-table thead th.col-comment").inner_text().strip() == "Comment"
 
@@ -585,7 +495,7 @@ def test_browser_comment_is_readable_without_opening_the_flow(web, page, tmp_pat
     The text being in the cell is not enough if the page clips it (mitmweb's flow table cuts cells
     with an ellipsis): the winner and the reason must be inside the visible part of the cell."""
     deny = unique("browser-readable")
-    assert send(web.proxy_port, deny, {"x-api-key": WRONG})[0] == 401
+    assert send(web.port, deny, {"x-api-key": WRONG})[0] == 401
     cell = _row(page, deny).locator("td.col-comment")
     widths = cell.evaluate("el => ({scroll: el.scrollWidth, client: el.clientWidth})")
     shot = tmp_path / "mitmweb-comment-cell.png"
