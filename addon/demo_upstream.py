@@ -33,6 +33,8 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
+from authgate.settings import ConfigError, fingerprint, read_config  # fingerprint: the gate's format
+
 KEY_HEADERS = ("Authorization", "x-api-key", "x-goog-api-key")
 # Other headers that look like credentials (added by upstream.headers, say): named, fingerprinted.
 _CREDENTIAL_NAME = re.compile(r"key|token|secret|auth|cookie", re.I)
@@ -46,15 +48,6 @@ _GEMINI_CALL = re.compile(r"^/v1(?:beta|alpha)?/models/([^/:]+):(generateContent
 _GEMINI_MODEL = re.compile(r"^/v1(?:beta|alpha)/models/([^/:]+)$")
 _MODEL = re.compile(r"^/v1/models/([^/:]+)$")
 _ids = itertools.count(1)
-
-
-def fingerprint(value: str) -> str:
-    """A recognisable handle on a secret, never the secret (the gate's format)."""
-    if not value:
-        return "(empty)"
-    if len(value) < 12:
-        return f"…({len(value)} chars)"
-    return f"{value[:3]}…{value[-4:]} ({len(value)} chars)"
 
 
 def describe_headers(headers) -> str:
@@ -407,7 +400,6 @@ def main() -> None:
     parser.add_argument("--echo", action="store_true", help="answer every request with the echo JSON, API paths too")
     args = parser.parse_args()
     if args.config:
-        from authgate.settings import ConfigError, read_config
 
         try:
             up = read_config(args.config).upstream
