@@ -400,7 +400,6 @@ def main() -> None:
     parser.add_argument("--echo", action="store_true", help="answer every request with the echo JSON, API paths too")
     args = parser.parse_args()
     if args.config:
-
         try:
             up = read_config(args.config).upstream
         except ConfigError as e:
