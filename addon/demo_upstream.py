@@ -87,22 +87,13 @@ def _clip(text: str, limit: int = 80) -> str:
     return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
-def _openai_prompt(body: dict) -> str:
+def _messages_prompt(body: dict) -> str:
+    """The last user message of an OpenAI or Anthropic request (both use `messages`)."""
     for msg in reversed(body.get("messages") or []):
         if isinstance(msg, dict) and msg.get("role") == "user":
             content = msg.get("content")
             if isinstance(content, list):
                 content = " ".join(p.get("text", "") for p in content if isinstance(p, dict))
-            return str(content or "")
-    return ""
-
-
-def _anthropic_prompt(body: dict) -> str:
-    for msg in reversed(body.get("messages") or []):
-        if isinstance(msg, dict) and msg.get("role") == "user":
-            content = msg.get("content")
-            if isinstance(content, list):
-                content = " ".join(b.get("text", "") for b in content if isinstance(b, dict))
             return str(content or "")
     return ""
 
@@ -213,7 +204,7 @@ class DemoHandler(BaseHTTPRequestHandler):
             if method == "POST" and path == "/v1/messages" and data is not None:
                 return self._anthropic_messages(data)
             if method == "POST" and path == "/v1/messages/count_tokens" and data is not None:
-                return self._json(200, {"input_tokens": _tokens(_anthropic_prompt(data))})
+                return self._json(200, {"input_tokens": _tokens(_messages_prompt(data))})
             m = _MODEL.match(path)
             if method == "GET" and m:
                 return self._model(m.group(1))
@@ -261,7 +252,7 @@ class DemoHandler(BaseHTTPRequestHandler):
         rid = f"chatcmpl-demo{next(_ids)}"
         created = int(time.time())
         model = str(body.get("model") or OPENAI_MODELS[0])
-        prompt = _openai_prompt(body)
+        prompt = _messages_prompt(body)
         text = self._report(prompt)
         usage = {"prompt_tokens": _tokens(prompt), "completion_tokens": _tokens(text),
                  "total_tokens": _tokens(prompt) + _tokens(text)}
@@ -300,7 +291,7 @@ class DemoHandler(BaseHTTPRequestHandler):
     def _anthropic_messages(self, body: dict) -> None:
         rid = f"msg_demo{next(_ids)}"
         model = str(body.get("model") or ANTHROPIC_MODELS[0])
-        prompt = _anthropic_prompt(body)
+        prompt = _messages_prompt(body)
         text = self._report(prompt)
         usage_in = _tokens(prompt)
         if not body.get("stream"):
