@@ -428,7 +428,7 @@ class AuthGate:
         try:
             write_key(self._config_path, key)
         except (OSError, ConfigError) as e:
-            raise exceptions.CommandError(f"{self._config_path}: cannot save the new key ({e}); nothing changed")
+            raise exceptions.CommandError(f"{self._config_path}: cannot save the new key ({e}); nothing changed") from None
         note = ""
         if ctx.options.auth_api_key is not None:
             # The option would keep the old key in force: the new key must win.

@@ -394,7 +394,7 @@ def main() -> None:
         try:
             up = read_config(args.config).upstream
         except ConfigError as e:
-            raise SystemExit(str(e))
+            raise SystemExit(str(e)) from None
         if up.scheme != "http" or up.host not in ("127.0.0.1", "localhost", "::1"):
             print(f"upstream.url is {up.url}: not a local http address, so no demo upstream is started")
             return
@@ -402,7 +402,7 @@ def main() -> None:
     try:
         server = serve(args.host, args.port, echo_only=args.echo)
     except OSError as e:
-        raise SystemExit(f"demo upstream: cannot listen on {args.host}:{args.port}: {e}")
+        raise SystemExit(f"demo upstream: cannot listen on {args.host}:{args.port}: {e}") from None
     print(f"demo upstream (OpenAI, Anthropic, Gemini) listening on http://{args.host}:{server.server_address[1]}",
           flush=True)
     try:

@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from authgate.settings import (ConfigError, FileConfig, Overrides, fingerprint, generate_key, merge,
+from authgate.settings import (ConfigError, Overrides, fingerprint, generate_key, merge,
                                parse_config, read_config, set_key_in_text, write_key)
 
 GOOD = """\
