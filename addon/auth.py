@@ -28,7 +28,6 @@ from authgate.settings import (ConfigError, FileConfig, Overrides, Settings, fin
 log = logging.getLogger("authgate")
 
 DEFAULT_CONFIG = str(Path(__file__).resolve().parent.parent / "config.yaml")
-EMPTY_KEY_LOG = "Proxy auth is enabled but api_key is empty; denying request"
 DENIED_MARKER = ":no_entry:"
 SURPRISE_MARKER = ":warning:"  # shadow mode: the real proxy did not answer as predicted
 V4_REJECTED = {"message": "Invalid token. Please check your API key.", "type": "token_rejected",
@@ -270,7 +269,7 @@ class AuthGate:
         if not d.allowed:
             flow.response = self._denial(d, req)
             if d.reason == "empty_api_key":
-                log.error(EMPTY_KEY_LOG)
+                log.error(explain.EMPTY_KEY_LOG)
             log.info(f"{flow.comment} — {req.method} {_loggable(req)}")
             return
         if d.route == "upstream":

@@ -30,7 +30,6 @@ from authgate import explain
 from authgate.settings import fingerprint, generate_key
 
 HERE = Path(__file__).resolve().parent
-EMPTY_KEY_LOG = "Proxy auth is enabled but api_key is empty; denying request"
 ANY = object()
 
 
@@ -67,7 +66,7 @@ LESSON = (
     Scenario("2", "auth_mode=auto, allow_lan_access=true → all_except_health", "auto", 401, "missing",
              "all_except_health", lan=True),
     Scenario("3", "api_key empty: every request is denied, and logged", "strict", 401, "empty_api_key", "strict",
-             empty_key=True, headers=KEY_HEADER, log=EMPTY_KEY_LOG),
+             empty_key=True, headers=KEY_HEADER, log=explain.EMPTY_KEY_LOG),
     Scenario("3", "api_key set again: the key works at once, no restart", "strict", 200, "key_ok", "strict",
              headers=KEY_HEADER, winner="Authorization"),
     Scenario("4", "Authorization: Bearer <key>", "strict", 200, "key_ok", "strict", headers=KEY_HEADER,
@@ -82,7 +81,7 @@ LESSON = (
     Scenario("pitfall", "Authorization: Bearer<key>, no space", "strict", 401, "bearer_no_space", "strict",
              headers=(("Authorization", "Bearer$KEY"),), winner="Authorization"),
     Scenario("pitfall", "api_key empty: all requests get 401", "strict", 401, "empty_api_key", "strict",
-             empty_key=True, headers=(("x-api-key", "$KEY"),), log=EMPTY_KEY_LOG),
+             empty_key=True, headers=(("x-api-key", "$KEY"),), log=explain.EMPTY_KEY_LOG),
 )
 
 

@@ -16,6 +16,8 @@ from .decision import Decision
 from .settings import fingerprint
 
 LANGUAGES = ("en", "fr", "es", "ja", "zh-TW")
+# The original's log line, word for word: the FAQ tells people to look for it.
+EMPTY_KEY_LOG = "Proxy auth is enabled but api_key is empty; denying request"
 _LOCALES = Path(__file__).with_name("locales")
 
 
@@ -247,9 +249,7 @@ def shadow_verdict(predicted: str, predicted_allowed: bool, upstream_status: int
         code = "other_401" if predicted_allowed else "as_predicted"
     else:
         code = "passed" if predicted_allowed else "should_refuse"
-    verdict = p[{"as_predicted": "shadow_as_predicted", "other_401": "shadow_other_401",
-                 "should_refuse": "shadow_should_refuse", "passed": "shadow_passed"}[code]]
-    return " · ".join([str(upstream_status), p["shadow"], verdict, tail]), code
+    return " · ".join([str(upstream_status), p["shadow"], p[f"shadow_{code}"], tail]), code
 
 
 def www_authenticate(d: Decision) -> str:

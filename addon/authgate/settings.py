@@ -63,11 +63,14 @@ class Upstream:
 
 @dataclass(frozen=True, slots=True)
 class FileConfig:
-    """What config.yaml says; api_key is None when the field is missing."""
+    """What config.yaml says; api_key is None when the field is missing.
 
+    auth_mode has no default: a file without it is refused (see parse_config).
+    """
+
+    auth_mode: str
     port: int = DEFAULT_PORT
     allow_lan_access: bool = False
-    auth_mode: str = "auto"
     api_key: str | None = None
     profile: str = "faq"
     enforce: bool = True  # false: shadow mode, predict and forward everything unchanged
@@ -224,12 +227,12 @@ def parse_config(text: str, source: str) -> FileConfig:
         # Never defaulted: a half-written file must not fall back to auto → off.
         raise ConfigError(source, "proxy.auth_mode", "is missing",
                           "add `auth_mode:` under `proxy:` (off, strict, all_except_health or auto)")
-    defaults = FileConfig()
+    defaults = FileConfig(auth_mode=proxy["auth_mode"])  # only its other fields' defaults are read
     return FileConfig(
+        auth_mode=check_mode(proxy["auth_mode"], source, "proxy.auth_mode"),
         port=check_port(proxy.get("port", defaults.port), source, "proxy.port"),
         allow_lan_access=check_bool(proxy.get("allow_lan_access", defaults.allow_lan_access), source,
                                     "proxy.allow_lan_access"),
-        auth_mode=check_mode(proxy["auth_mode"], source, "proxy.auth_mode"),
         api_key=check_key(proxy["api_key"], source, "proxy.api_key") if "api_key" in proxy else None,
         profile=check_profile(proxy.get("profile", defaults.profile), source, "proxy.profile"),
         enforce=check_bool(proxy.get("auth_enforce", defaults.enforce), source, "proxy.auth_enforce"),
