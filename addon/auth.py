@@ -18,9 +18,8 @@ from pathlib import Path
 from typing import Optional
 
 from mitmproxy import command, connection, ctx, exceptions, flow, http
-from mitmproxy.proxy import server_hooks
 
-from authgate import explain, mitmweb
+from authgate import explain, mitmweb, upstream_errors
 from authgate.decision import KEY_HEADERS, MODES, PROFILES, Decision, RequestView, decide
 from authgate.settings import (ConfigError, FileConfig, Overrides, Settings, fingerprint,
                                generate_key, merge, read_config, write_key)
@@ -34,7 +33,6 @@ V4_REJECTED = {"message": "Invalid token. Please check your API key.", "type": "
                "code": "token_rejected"}
 V4_VERSION = "4.0.0"
 RELOAD_INTERVAL = 1.0  # seconds between config.yaml checks while idle
-PROBE_TIMEOUT = 3.0  # seconds to wait for the upstream to accept a connection
 CORS = {"access-control-allow-origin": "*"}
 _KEY_HEADER_NAMES = frozenset(name.lower().encode() for name in KEY_HEADERS)
 _OPTIONS = ("auth_config", "auth_mode", "auth_api_key", "auth_allow_lan_access",
@@ -58,15 +56,15 @@ class AuthGate:
         self._config_path = ""
         self._user_listen: tuple[bool, str, int | None] | None = None
         self._stash: dict[str, tuple[tuple, str, bool]] = {}  # flow id -> client's (headers, path), host moved
-        # client connection id -> upstream addresses it holds open: mitmproxy
-        # reuses those, so only a request without one makes it connect.
-        self._open: dict[str, set[tuple[str, int]]] = {}
+        # flow id -> the timer that gives up on the upstream's response headers
+        self._timers: dict[str, asyncio.TimerHandle] = {}
         self._watcher: asyncio.Task | None = None
         self._start_failed = False  # a bad config at start: stay inert while mitmproxy exits
 
     # ------------------------------------------------------------ options
 
     def load(self, loader) -> None:
+        upstream_errors.install()
         loader.add_option("auth_config", str, DEFAULT_CONFIG,
                           "The config.yaml to read (proxy.* and upstream.url); edits apply to the next request.")
         loader.add_option("auth_mode", Optional[str], None,
@@ -193,6 +191,9 @@ class AuthGate:
     def done(self) -> None:
         if self._watcher:
             self._watcher.cancel()
+        for timer in self._timers.values():
+            timer.cancel()
+        upstream_errors.uninstall()
 
     async def _watch(self) -> None:
         # Requests check the file too; this catches edits while idle (a port
@@ -225,11 +226,11 @@ class AuthGate:
 
     # ------------------------------------------------------------ hooks
 
-    async def request(self, flow: http.HTTPFlow) -> None:
+    def request(self, flow: http.HTTPFlow) -> None:
         if flow.response or flow.error or self.settings is None:
             return
         try:
-            await self._request(flow)
+            self._request(flow)
         except Exception:
             # An auth layer fails closed: whatever went wrong, nothing is forwarded.
             log.exception(f"auth gate error on {flow.request.method} {_loggable(flow.request)}; denying")
@@ -240,7 +241,7 @@ class AuthGate:
         if flow.response and flow.request.method == "HEAD":
             flow.response.content = b""  # a body on HEAD would break the client's next response
 
-    async def _request(self, flow: http.HTTPFlow) -> None:
+    def _request(self, flow: http.HTTPFlow) -> None:
         self.reload_if_changed()
         s = self.settings
         req = flow.request
@@ -263,7 +264,7 @@ class AuthGate:
             # this prediction when it arrives (see _judge_shadow).
             meta["shadow"], meta["predicted"] = True, flow.comment
             flow.comment = explain.shadow_waiting(flow.comment, self.lang)
-            await self._forward(flow, s, strip=False)
+            self._forward(flow, s, strip=False)
             return
         flow.marked = "" if d.allowed else DENIED_MARKER
         if not d.allowed:
@@ -273,7 +274,7 @@ class AuthGate:
             log.info(f"{flow.comment} — {req.method} {_loggable(req)}")
             return
         if d.route == "upstream":
-            await self._forward(flow, s)
+            self._forward(flow, s)
         else:
             flow.response = self._local_answer(d.route, req, s)
 
@@ -308,20 +309,8 @@ class AuthGate:
             "content-type": "application/json", **CORS, "content-language": lang,
             "www-authenticate": explain.www_authenticate(d)})
 
-    async def _forward(self, flow: http.HTTPFlow, s: Settings, strip: bool = True) -> None:
+    def _forward(self, flow: http.HTTPFlow, s: Settings, strip: bool = True) -> None:
         up = s.upstream
-        # mitmproxy's own connect failure is an HTML 502 no hook can replace, so
-        # when it is about to open a connection, try one first: a dead upstream
-        # then gets our JSON 502. A kept-alive connection costs nothing.
-        reusing = (up.host, up.port) in self._open.get(flow.client_conn.id, ())
-        if not reusing and not await self._probe(up.host, up.port):
-            flow.response = _json_response(502, {"error": {
-                "message": f"Upstream {up.url} is unreachable (connection failed); the auth gate passed "
-                           f"this request but nothing answers there. Start the upstream or fix upstream.url.",
-                "type": "upstream_error", "code": "upstream_unreachable"}})
-            flow.comment += f" · upstream {up.url} unreachable"
-            flow.metadata["auth"]["shadow"] = False  # the gate's own answer: nothing to judge
-            return
         req = flow.request
         # The client's proxy key never reaches the upstream; it is put back on
         # the flow when the response arrives, so mitmweb shows what the client
@@ -339,17 +328,25 @@ class AuthGate:
             req.path = up.prefix + req.path
         for name, value in up.headers:  # the upstream's own credentials
             req.headers[name] = value
+        flow.metadata["auth"]["upstream"] = (up.url, up.timeout)
+        self._arm(flow, up.timeout)
 
-    async def _probe(self, host: str, port: int) -> bool:
-        """Does the upstream accept a connection? (JSON 502 when it does not.)"""
-        try:
-            _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), PROBE_TIMEOUT)
-        except (OSError, asyncio.TimeoutError):
-            return False
-        writer.close()
-        return True
+    def _arm(self, flow: http.HTTPFlow, timeout: float) -> None:
+        self._timers[flow.id] = asyncio.get_running_loop().call_later(timeout, self._give_up, flow, timeout)
+
+    def _give_up(self, flow: http.HTTPFlow, timeout: float) -> None:
+        """No response headers within upstream.timeout: end the wait (error hook → 504)."""
+        self._timers.pop(flow.id, None)
+        if not flow.live or flow.response or flow.error:
+            return
+        if upstream_errors.cut(flow):
+            flow.metadata["auth"]["timed_out"] = True
+        else:  # no upstream connection yet (held at a mitmweb intercept, say): wait another round
+            self._arm(flow, timeout)
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
+        if timer := self._timers.pop(flow.id, None):
+            timer.cancel()
         headers = flow.response.headers
         if "access-control-allow-origin" not in headers:
             headers["access-control-allow-origin"] = "*"
@@ -365,18 +362,46 @@ class AuthGate:
     def response(self, flow: http.HTTPFlow) -> None:
         self._restore(flow)
 
-    def server_connected(self, data: server_hooks.ServerConnectionHookData) -> None:
-        self._open.setdefault(data.client.id, set()).add(_address(data.server))
-
-    def server_disconnected(self, data: server_hooks.ServerConnectionHookData) -> None:
-        self._open.get(data.client.id, set()).discard(_address(data.server))
-
     def client_disconnected(self, client: connection.Client) -> None:
-        self._open.pop(client.id, None)
+        upstream_errors.forget(client.id)
 
     def error(self, flow: http.HTTPFlow) -> None:
-        self._restore(flow)
+        if timer := self._timers.pop(flow.id, None):
+            timer.cancel()
+        meta = flow.metadata.get("auth")
+        if meta and meta.get("timed_out"):  # mitmproxy saw only the connection closing
+            flow.error.msg = (f"no answer from the upstream within {meta['upstream'][1]:g} s "
+                              f"(upstream.timeout); the auth gate closed the connection")
+        forwarded = self._restore(flow)
         self._judge_shadow(flow)
+        if forwarded and not (flow.response and flow.response.stream):
+            self._answer_upstream_failure(flow)
+
+    def _answer_upstream_failure(self, flow: http.HTTPFlow) -> None:
+        """The upstream failed before the client got anything: a JSON 502/504
+        saying so, instead of mitmproxy's HTML page."""
+        meta = flow.metadata["auth"]
+        url, timeout = meta["upstream"]
+        if meta.get("timed_out"):
+            status, code, what = 504, "upstream_timeout", (
+                f"did not answer within {timeout:g} s (upstream.timeout), so the gate stopped waiting. "
+                f"Check the upstream, or raise upstream.timeout for slow answers.")
+        elif flow.server_conn.timestamp_tcp_setup is None:
+            status, code, what = 502, "upstream_unreachable", (
+                f"is unreachable ({flow.error.msg}): nothing answers there. "
+                f"Start the upstream or fix upstream.url.")
+        else:
+            status, code, what = 502, "upstream_error", (
+                f"did not give a complete response ({flow.error.msg}). Check the upstream's log.")
+        answer = _json_response(status, {"error": {
+            "message": f"The auth gate passed this request, but upstream {url} {what}",
+            "type": "upstream_error", "code": code}})
+        if self.explain:
+            answer.headers["x-auth-gate"] = explain.header_value(meta)
+        if flow.request.method == "HEAD":
+            answer.content = b""
+        if upstream_errors.answer_instead(flow, answer):
+            flow.comment += f" · {status} {code.replace('_', ' ')}"
 
     def _judge_shadow(self, flow: http.HTTPFlow) -> None:
         meta = flow.metadata.get("auth")
@@ -391,10 +416,11 @@ class AuthGate:
         if surprising:
             log.warning(f"{flow.comment} — {flow.request.method} {_loggable(flow.request)}")
 
-    def _restore(self, flow: http.HTTPFlow) -> None:
+    def _restore(self, flow: http.HTTPFlow) -> bool:
+        """Put back what the client sent; False when the gate did not forward the flow."""
         stash = self._stash.pop(flow.id, None)
         if stash is None:
-            return
+            return False
         # Back to what the client sent (upstream credentials out of the view and
         # out of replays), keeping the Host of where it really went.
         fields, path, moved = stash
@@ -403,6 +429,7 @@ class AuthGate:
         req.headers.fields, req.path = fields, path
         if moved:
             req.host_header = host
+        return True
 
     # ------------------------------------------------------------ commands
 
@@ -447,7 +474,7 @@ class AuthGate:
             f"effective mode: {s.effective_mode} ({explain.mode_why(s.auth_mode, s.allow_lan_access)})",
             f"allow_lan_access: {str(s.allow_lan_access).lower()} (listening on {s.listen_host})",
             f"api_key: {fingerprint(s.api_key)}",
-            f"upstream: {s.upstream.url}",
+            f"upstream: {s.upstream.url} (timeout {s.upstream.timeout:g} s, then 504)",
             f"config: {s.config_path}" + (f" (options override: {', '.join(s.overridden)})" if s.overridden else ""),
             f"flows: {self.passed} passed, {self.denied} denied",
         ])
@@ -457,11 +484,6 @@ def _loggable(req: http.Request, limit: int = 200) -> str:
     """The request path for a log line: ASCII only (any byte escaped), and capped."""
     path = req.data.path.decode("ascii", "backslashreplace")
     return path if len(path) <= limit else f"{path[:limit]}… ({len(path)} chars)"
-
-
-def _address(server: connection.Server) -> tuple[str, int]:
-    host, port = server.address[:2]
-    return host, port
 
 
 def _tristate(name: str) -> bool | None:

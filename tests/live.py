@@ -79,9 +79,9 @@ def write_config(path: Path, text: str) -> None:
 
 def config_text(mode: str = "strict", key: str | None = None, upstream: str | None = None,
                 lan: bool = False, port: int = 0, extra: str = "",
-                upstream_headers: dict[str, str] | None = None) -> str:
+                upstream_headers: dict[str, str] | None = None, upstream_timeout: float | None = None) -> str:
     """A config.yaml: proxy (port, allow_lan_access, auth_mode, api_key unless None, `extra` lines),
-    then upstream (url, headers) when an upstream is given."""
+    then upstream (url, headers, timeout) when an upstream is given."""
     lines = ["proxy:", f"  port: {port}", f"  allow_lan_access: {'true' if lan else 'false'}",
              f"  auth_mode: {mode}"]
     if key is not None:
@@ -92,6 +92,8 @@ def config_text(mode: str = "strict", key: str | None = None, upstream: str | No
         if upstream_headers:
             lines.append("  headers:")
             lines += [f'    {name}: "{value}"' for name, value in upstream_headers.items()]
+        if upstream_timeout is not None:
+            lines.append(f"  timeout: {upstream_timeout}")
     return "\n".join(lines) + "\n"
 
 

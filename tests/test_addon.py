@@ -8,7 +8,7 @@ import shutil
 import socket
 
 import pytest
-from mitmproxy import exceptions
+from mitmproxy import connection, exceptions, flow, http
 from mitmproxy.addons import proxyserver
 from mitmproxy.test import taddons, tflow, tutils
 
@@ -20,7 +20,7 @@ KEY = "sk-0123456789abcdef0123456789abcdef"
 
 @pytest.fixture
 def upstream():
-    """A listening loopback socket: enough for the gate's reachability probe."""
+    """A listening loopback port for upstream.url (nothing in these tests connects to it)."""
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
     s.listen(16)
@@ -80,7 +80,7 @@ def req_flow(path="/v1/models", method="GET", headers=()):
 
 async def send(gate, *args, **kw):
     f = req_flow(*args, **kw)
-    await gate.request(f)
+    gate.request(f)
     return f
 
 
@@ -197,7 +197,7 @@ async def test_pass_rewrites_to_upstream_strips_keys_and_restores_them(gate, con
     # mitmweb shows what the client sent, and a replay is decided on it again
     assert r.path == "/v1/models?x=1" and r.headers["x-api-key"] == KEY
     assert f.response.headers["access-control-allow-origin"] == "*"
-    await gate.request(f.copy())  # replay: decided again, same outcome
+    gate.request(f.copy())  # replay: decided again, same outcome
 
 
 async def test_replay_is_decided_under_current_settings(gate):
@@ -206,7 +206,7 @@ async def test_replay_is_decided_under_current_settings(gate):
     gate.tctx.configure(gate, auth_mode="off")
     replay = f.copy()
     replay.response = None
-    await gate.request(replay)
+    gate.request(replay)
     assert replay.response is None and replay.comment.startswith("pass · off") and replay.marked == ""
 
 
@@ -228,18 +228,86 @@ async def test_preflight_health_and_405_are_answered_locally(gate):
 
 async def test_absolute_form_is_refused(gate):
     f = tflow.tflow(req=tutils.treq(authority=b"example.com", host="example.com", port=80))
-    await gate.request(f)
+    gate.request(f)
     assert f.response.status_code == 400
     assert "example.com" in json.loads(f.response.content)["error"]["message"]
     assert f.request.host == "example.com"  # nothing was rewritten, nothing forwarded
 
 
-async def test_unreachable_upstream_is_a_json_502(gate):
-    gate.tctx.configure(gate, auth_upstream=f"http://127.0.0.1:{closed_port()}")
+def upstream_fails(gate, f, message, connected=True, timed_out=False):
+    """What mitmproxy does when the upstream fails before answering: set flow.error, call error."""
+    if connected:
+        f.server_conn.timestamp_tcp_setup = 1.0
+    else:
+        f.server_conn.timestamp_tcp_setup = None
+    if timed_out:
+        f.metadata["auth"]["timed_out"] = True
+    f.error = flow.Error(message)
+    gate.error(f)
+    return f
+
+
+@pytest.mark.parametrize("connected, timed_out, status, code", [
+    (False, False, 502, "upstream_unreachable"),
+    (True, False, 502, "upstream_error"),
+    (True, True, 504, "upstream_timeout"),
+    (False, True, 504, "upstream_timeout"),  # stalled while connecting
+])
+async def test_upstream_failure_is_answered_in_json(gate, connected, timed_out, status, code):
     f = await send(gate, headers=[("Authorization", f"Bearer {KEY}")])
-    assert f.response.status_code == 502
-    assert gate.settings.upstream.url in json.loads(f.response.content)["error"]["message"]
-    assert "unreachable" in f.comment
+    assert f.response is None  # forwarded
+    upstream_fails(gate, f, "server closed connection", connected, timed_out)
+    assert f.response.status_code == status
+    error = json.loads(f.response.content)["error"]
+    assert error["code"] == code
+    assert gate.settings.upstream.url in error["message"]
+    assert f.response.headers["connection"] == "close"
+    assert f.response.headers["x-auth-gate"].startswith("allow; mode=strict; winner=Authorization")
+    assert f.comment.endswith(f"{status} {code.replace('_', ' ')}")
+    if timed_out:  # mitmproxy saw a closed connection; the flow says why
+        assert "upstream.timeout" in f.error.msg
+    assert f.request.headers["authorization"] == f"Bearer {KEY}"  # the flow shows what the client sent
+
+
+async def test_upstream_failure_leaves_alone_what_cannot_be_answered(gate):
+    # the client is gone: nothing can be sent, so the flow shows no made-up response
+    f = await send(gate, headers=[("Authorization", f"Bearer {KEY}")])
+    f.client_conn.state = connection.ConnectionState.CLOSED
+    assert upstream_fails(gate, f, "Client disconnected.").response is None
+    # killed in mitmweb: mitmproxy closes the connection
+    f = await send(gate, headers=[("Authorization", f"Bearer {KEY}")])
+    assert upstream_fails(gate, f, flow.Error.KILLED_MESSAGE).response is None
+    # a stream already under way is not replaced
+    f = await send(gate, headers=[("Authorization", f"Bearer {KEY}")])
+    f.response = tutils.tresp(headers=http.Headers(content_type="text/event-stream"))
+    gate.responseheaders(f)
+    assert f.response.stream
+    assert upstream_fails(gate, f, "server closed connection").response.status_code == 200
+    # the gate's own answers never reach the upstream: nothing to answer for
+    f = await send(gate)
+    before = f.response
+    upstream_fails(gate, f, "Client disconnected.")
+    assert f.response is before
+
+
+async def test_timer_gives_up_only_on_a_flow_still_waiting(gate, monkeypatch):
+    cut = []
+    monkeypatch.setattr(auth.upstream_errors, "cut", lambda f: cut.append(f.id) or True)
+    f = await send(gate, headers=[("Authorization", f"Bearer {KEY}")])
+    assert f.id in gate._timers  # armed for upstream.timeout
+    gate._give_up(f, 300.0)
+    assert cut == [f.id] and f.metadata["auth"]["timed_out"]
+    g = await send(gate, headers=[("Authorization", f"Bearer {KEY}")])
+    g.response = tutils.tresp()
+    gate.responseheaders(g)
+    assert g.id not in gate._timers  # disarmed by the response headers
+    gate._give_up(g, 300.0)
+    assert cut == [f.id]
+    # nothing to cut yet (no upstream connection): armed again rather than forgotten
+    monkeypatch.setattr(auth.upstream_errors, "cut", lambda f: False)
+    h = await send(gate, headers=[("Authorization", f"Bearer {KEY}")])
+    gate._give_up(h, 300.0)
+    assert h.id in gate._timers and "timed_out" not in h.metadata["auth"]
 
 
 async def test_empty_api_key_logs_the_originals_line(gate, config, upstream, caplog):
@@ -356,6 +424,16 @@ async def test_shadow_mode_forwards_unchanged_and_judges_the_answer(gate, header
     assert f.comment.startswith(f"{status} · shadow · {verdict}")
     assert "predicted " + ("pass" if headers[0][1] == KEY else "401") in f.comment
     assert f.marked == marker
+
+
+async def test_shadow_mode_real_proxy_that_fails_is_a_finding_and_gets_json(gate):
+    gate.tctx.configure(gate, auth_enforce="false")
+    f = await send(gate, headers=[("x-api-key", KEY)])
+    upstream_fails(gate, f, "server closed connection", timed_out=True)
+    assert f.comment.startswith("--- · shadow · no response: no answer from the upstream within")
+    assert f.marked == ":warning:"
+    assert f.response.status_code == 504
+    assert f.response.headers["x-auth-gate"].endswith("shadow=no_response")
 
 
 async def test_accept_language_picks_the_401_language(gate):

@@ -183,3 +183,20 @@ def test_upstream_header_errors(headers, field, words):
     with pytest.raises(ConfigError) as e:
         parse_config("proxy:\n  auth_mode: strict\nupstream:\n  url: http://h\n  headers:\n" + headers, "c.yaml")
     assert e.value.field == field and words in str(e.value)
+
+
+def test_upstream_timeout_defaults_and_parses():
+    assert parse_config("proxy:\n  auth_mode: auto\n", "c.yaml").upstream.timeout == 300.0
+    cfg = parse_config(GOOD + "  timeout: 2.5\n", "c.yaml")
+    assert cfg.upstream.timeout == 2.5
+    # a URL given as an option keeps the file's timeout
+    s = merge(cfg, Overrides(upstream="http://127.0.0.1:9100"), "c.yaml")
+    assert (s.upstream.port, s.upstream.timeout) == (9100, 2.5)
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "600", "1e9", "true", "soon", '"30"'])
+def test_upstream_timeout_errors_name_the_field_and_the_fix(value):
+    with pytest.raises(ConfigError) as e:
+        parse_config(GOOD + f"  timeout: {value}\n", "c.yaml")
+    assert e.value.field == "upstream.timeout"
+    assert "above 0 and below 600" in e.value.fix

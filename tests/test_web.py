@@ -340,6 +340,26 @@ def test_regenerate_command(upstream, tmp_path):
     assert new not in mw.output
 
 
+def test_upstream_failure_shows_the_gates_json_answer(tmp_path):
+    """A dead upstream: the client and mitmweb see the same JSON 502, with the error beside it."""
+    config = tmp_path / "config.yaml"
+    dead = f"http://127.0.0.1:{closed_port()}"
+    write_config(config, config_text("strict", KEY, dead))
+    mw = start_mitmweb(config)
+    try:
+        path = unique("dead-upstream")
+        status, body = send(mw.port, path, {"Authorization": f"Bearer {KEY}"})
+        assert status == 502, body
+        assert json.loads(body)["error"]["code"] == "upstream_unreachable"
+        f = WebAPI(mw.web_port).flow_by_path(path)
+        assert f["response"]["status_code"] == 502
+        assert f["error"]["msg"]  # mitmproxy's reason stays on the flow
+        assert f["comment"] == "pass · strict · Authorization won · key ok · 502 upstream unreachable"
+        assert f["request"]["path"] == path
+    finally:
+        mw.stop()
+
+
 # ====================================================================== the web_host guard (own mitmweb)
 
 def test_non_loopback_web_host_is_refused(upstream, tmp_path):

@@ -11,7 +11,7 @@ import os
 import re
 import secrets
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -21,9 +21,11 @@ from .decision import MODES, PROFILES, effective_mode
 
 DEFAULT_PORT = 8045
 DEFAULT_UPSTREAM = "http://127.0.0.1:8046"
+DEFAULT_UPSTREAM_TIMEOUT = 300.0  # seconds for the upstream's response headers, then a JSON 504
+IDLE_LIMIT = 600  # mitmproxy drops a connection idle this long (its TCP_TIMEOUT): a timeout must be below
 
 _PROXY_FIELDS = ("port", "allow_lan_access", "auth_mode", "api_key", "profile", "auth_enforce")
-_UPSTREAM_FIELDS = ("url", "headers")
+_UPSTREAM_FIELDS = ("url", "headers", "timeout")
 _TOP_FIELDS = ("proxy", "upstream")
 # A key travels in a header: visible ASCII, no spaces.
 _KEY_RE = re.compile(r"[\x21-\x7e]*")
@@ -49,6 +51,9 @@ class Upstream:
     # Credentials the gate adds when forwarding (${ENV} already expanded).
     # Secret: never logged, never shown in a flow comment; only names are.
     headers: tuple[tuple[str, str], ...] = ()
+    # Seconds to wait for the response headers before answering 504 (a
+    # streamed body may then take as long as it takes).
+    timeout: float = DEFAULT_UPSTREAM_TIMEOUT
 
     @property
     def url(self) -> str:
@@ -168,6 +173,14 @@ def check_key(value, source: str, name: str) -> str:
     return value
 
 
+def check_timeout(value, source: str, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < IDLE_LIMIT:
+        raise ConfigError(source, name, f"{_shown(value)} is not a timeout in seconds",
+                          f"use a number of seconds above 0 and below {IDLE_LIMIT} "
+                          f"(mitmproxy drops a connection idle for {IDLE_LIMIT} s), e.g. 300")
+    return float(value)
+
+
 def parse_upstream(value, source: str, name: str) -> Upstream:
     fix = "write a URL such as http://127.0.0.1:8046 (http or https, host, optional port and path)"
     if not isinstance(value, str) or not value:
@@ -236,9 +249,10 @@ def parse_config(text: str, source: str) -> FileConfig:
         api_key=check_key(proxy["api_key"], source, "proxy.api_key") if "api_key" in proxy else None,
         profile=check_profile(proxy.get("profile", defaults.profile), source, "proxy.profile"),
         enforce=check_bool(proxy.get("auth_enforce", defaults.enforce), source, "proxy.auth_enforce"),
-        upstream=_with_headers(
+        upstream=replace(
             parse_upstream(upstream["url"], source, "upstream.url") if "url" in upstream else defaults.upstream,
-            parse_headers(upstream.get("headers"), source)),
+            headers=parse_headers(upstream.get("headers"), source),
+            timeout=check_timeout(upstream.get("timeout", DEFAULT_UPSTREAM_TIMEOUT), source, "upstream.timeout")),
     )
 
 
@@ -271,10 +285,6 @@ def parse_headers(value, source: str, environ=os.environ) -> tuple[tuple[str, st
                               "use visible ASCII only")
         out.append((name, text))
     return tuple(out)
-
-
-def _with_headers(up: Upstream, headers: tuple[tuple[str, str], ...]) -> Upstream:
-    return Upstream(up.scheme, up.host, up.port, up.prefix, headers)
 
 
 def read_config(path: str | os.PathLike) -> FileConfig:
@@ -312,8 +322,9 @@ def merge(cfg: FileConfig, over: Overrides, config_path: str) -> Settings:
         allow_lan_access=over.allow_lan_access if over.allow_lan_access is not None else cfg.allow_lan_access,
         auth_mode=check_mode(over.auth_mode, src, "auth_mode") if over.auth_mode is not None else cfg.auth_mode,
         api_key=check_key(over.api_key, src, "auth_api_key") if over.api_key is not None else (cfg.api_key or ""),
-        # A URL given as an option keeps the file's upstream.headers.
-        upstream=_with_headers(parse_upstream(over.upstream, src, "auth_upstream"), cfg.upstream.headers)
+        # A URL given as an option keeps the file's upstream.headers and timeout.
+        upstream=replace(parse_upstream(over.upstream, src, "auth_upstream"),
+                         headers=cfg.upstream.headers, timeout=cfg.upstream.timeout)
         if over.upstream is not None else cfg.upstream,
         config_path=config_path,
         profile=check_profile(over.profile, src, "auth_profile") if over.profile is not None else cfg.profile,
