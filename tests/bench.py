@@ -211,8 +211,9 @@ def bench_hooks(quick: bool) -> dict:
         fields = tuple((k.encode(), v.encode()) for k, v in typical_headers(key, 8045))
         out = []
         for _ in range(count):
+            # Reverse mode points the request at the upstream before any hook runs.
             f = tflow.tflow(req=tutils.treq(method=b"POST", path=REQUEST_PATH.encode(), authority=b"",
-                                            host=HOST, port=8045, headers=()))
+                                            host=HOST, port=up_port, headers=()))
             f.request.headers.fields = fields
             f.request.content = REQUEST_BODY
             # As on a kept-alive connection: the proxy already talks to the upstream.
