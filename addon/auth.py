@@ -17,7 +17,7 @@ import os
 from pathlib import Path
 from typing import Optional
 
-from mitmproxy import command, connection, ctx, exceptions, flow, hooks, http
+from mitmproxy import command, connection, ctx, exceptions, flow, http
 
 from authgate import explain, mitmweb, upstream_errors
 from authgate.decision import KEY_HEADERS, MODES, PROFILES, Decision, RequestView, decide
@@ -551,5 +551,8 @@ addons = [AuthGate()]
 # mitmproxy treats this module as an addon too and looks up every event's
 # handler on it, for every event of every flow. A name a module lacks costs an
 # AttributeError with a formatted message (about 1.7 µs, 8 times per request);
-# None is the cheap "no handler here".
-globals().update({_hook: None for _hook in hooks.all_hooks if _hook not in globals()})
+# None is the cheap "no handler here". The events of every request and connection:
+for _hook in ("requestheaders", "request", "responseheaders", "response", "error", "update",
+              "client_connected", "client_disconnected", "server_connect", "server_connected",
+              "server_disconnected", "next_layer"):
+    globals().setdefault(_hook, None)

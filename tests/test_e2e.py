@@ -441,6 +441,9 @@ def test_full_key_never_in_mitmdump_output(start, echo):
     assert "401 · strict" in out  # the denials were logged...
     assert KEY not in out  # ...without the key
     assert OTHER_KEY not in out
+    # and nothing else alarming: no traceback, no addon error, no API deprecation warning
+    for alarm in ("Traceback", "Addon error", "deprecated"):
+        assert alarm not in out, out
 
 
 # ====================================================================== hot reload
