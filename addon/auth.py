@@ -330,7 +330,8 @@ class AuthGate:
         for name, value in up.headers:  # the upstream's own credentials
             req.headers[name] = value
         flow.metadata["auth"]["upstream"] = (up.url, up.timeout)
-        self._arm(flow, up.timeout)
+        if flow.is_replay != "request":  # a replay's connection is mitmproxy's own: nothing to cut
+            self._arm(flow, up.timeout)
 
     def _arm(self, flow: http.HTTPFlow, timeout: float) -> None:
         self._timers[flow.id] = asyncio.get_running_loop().call_later(timeout, self._give_up, flow, timeout)

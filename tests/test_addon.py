@@ -277,6 +277,10 @@ async def test_upstream_failure_leaves_alone_what_cannot_be_answered(gate):
     # killed in mitmweb: mitmproxy closes the connection
     f = await send(gate, headers=[("Authorization", f"Bearer {KEY}")])
     assert upstream_fails(gate, f, flow.Error.KILLED_MESSAGE).response is None
+    # a replay from mitmweb: mitmproxy is the client and reports the error itself
+    f = await send(gate, headers=[("Authorization", f"Bearer {KEY}")])
+    f.is_replay = "request"
+    assert upstream_fails(gate, f, "server closed connection").response is None
     # a stream already under way is not replaced
     f = await send(gate, headers=[("Authorization", f"Bearer {KEY}")])
     f.response = tutils.tresp(headers=http.Headers(content_type="text/event-stream"))

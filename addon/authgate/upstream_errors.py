@@ -78,9 +78,11 @@ def answer_instead(flow: http.HTTPFlow, answer: http.Response) -> bool:
     make it the flow's response (what mitmweb shows is what the client got).
 
     False, and nothing changes, when it cannot go out: the client is gone, the
-    flow was killed, the client speaks HTTP/2 (left to mitmproxy), no wrapper.
+    flow was killed, it is a replay (mitmproxy is its client), the client
+    speaks HTTP/2 (left to mitmproxy), or there is no wrapper.
     """
-    if (_original_send is None or not flow.request.http_version.startswith("HTTP/1")
+    if (_original_send is None or flow.is_replay == "request"
+            or not flow.request.http_version.startswith("HTTP/1")
             or not flow.client_conn.state & ConnectionState.CAN_WRITE
             or (flow.error and flow.error.msg == Error.KILLED_MESSAGE)):
         return False
