@@ -478,3 +478,20 @@ async def test_explain_and_status_commands(gate):
     status = gate.status()
     assert "effective mode: off (auth_mode=off)" in status and "flows: 0 passed, 1 denied" in status
     assert "options override: auth_mode" in status and KEY not in status and "sk-…cdef" in status
+
+
+def test_error_answer_wrapper_installs_once_and_uninstalls():
+    from mitmproxy.proxy.layers.http import _http1
+
+    from authgate import upstream_errors
+    upstream_errors.uninstall()
+    original = _http1.Http1Server.send
+    try:
+        assert upstream_errors.install() and upstream_errors.install()
+        wrapped = _http1.Http1Server.send
+        assert wrapped is not original
+        upstream_errors.install()
+        assert _http1.Http1Server.send is wrapped  # not wrapped twice (a script reload calls load again)
+    finally:
+        upstream_errors.uninstall()
+    assert _http1.Http1Server.send is original
