@@ -412,9 +412,9 @@ class AuthGate:
         else:
             status, code, what = 502, "upstream_error", (
                 f"did not give a complete response ({flow.error.msg}). Check the upstream's log.")
-        answer = _json_response(status, {"error": {
-            "message": f"The auth gate passed this request, but upstream {url} {what}",
-            "type": "upstream_error", "code": code}})
+        answer = http.Response.make(status, explain.upstream_error_body(
+            meta, flow.request.path, status, code, f"The auth gate passed this request, but upstream {url} {what}"),
+            {"content-type": "application/json", **CORS})
         if self.explain:
             answer.headers["x-auth-gate"] = explain.header_value(meta)
         if flow.request.method == "HEAD":

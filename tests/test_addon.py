@@ -269,6 +269,24 @@ async def test_upstream_failure_is_answered_in_json(gate, connected, timed_out, 
     assert f.request.headers["authorization"] == f"Bearer {KEY}"  # the flow shows what the client sent
 
 
+@pytest.mark.parametrize("header, path, timed_out, shape", [
+    ("x-api-key", "/v1/messages", False, {"type": "error", "error": {"type": "api_error"}}),
+    ("x-goog-api-key", "/v1beta/models/m:generateContent", True, {"error": {"code": 504, "status": "DEADLINE_EXCEEDED"}}),
+    ("x-goog-api-key", "/v1beta/models/m:generateContent", False, {"error": {"code": 502, "status": "UNAVAILABLE"}}),
+    ("Authorization", "/v1/chat/completions", False, {"error": {"type": "upstream_error", "code": "upstream_error"}}),
+])
+async def test_upstream_failure_speaks_the_clients_dialect(gate, header, path, timed_out, shape):
+    value = f"Bearer {KEY}" if header == "Authorization" else KEY
+    f = await send(gate, path, "POST", headers=[(header, value)])
+    upstream_fails(gate, f, "server closed connection", timed_out=timed_out)
+    body = json.loads(f.response.content)
+    for key, part in shape.items():
+        assert {k: body[key][k] for k in part} == part if isinstance(part, dict) else body[key] == part
+    assert gate.settings.upstream.url in json.dumps(body)
+    assert body["auth_gate"] == {"outcome": "allow", "reason": "key_ok",
+                                 "upstream_error": "upstream_timeout" if timed_out else "upstream_error"}
+
+
 async def test_upstream_failure_leaves_alone_what_cannot_be_answered(gate):
     # the client is gone: nothing can be sent, so the flow shows no made-up response
     f = await send(gate, headers=[("Authorization", f"Bearer {KEY}")])

@@ -26,7 +26,7 @@ from google.genai import errors as genai_errors  # noqa: E402
 from google.genai import types as genai_types  # noqa: E402
 
 import demo_upstream  # noqa: E402
-from live import Gate, Upstream, config_text  # noqa: E402
+from live import Gate, Upstream, closed_port, config_text  # noqa: E402
 
 KEY = "sk-sdk0123456789abcdef0123456789ab"
 WRONG_KEY = "sk-sdkWRONGfedcba9876543210fedcba"
@@ -316,3 +316,31 @@ def test_upstream_headers_reach_the_upstream_and_the_client_key_does_not(sdk, ga
 def test_upstream_headers_wrong_client_key_still_401(gate_with_upstream_key):
     exc, message = expect_auth_error("google-genai", Client("google-genai", gate_with_upstream_key.url, WRONG_KEY).ask)
     assert UPSTREAM_SECRET not in str(exc) and fp(UPSTREAM_SECRET) not in str(exc)
+
+
+# ====================================================================== the upstream fails
+
+SERVER_ERROR = {"openai": openai.InternalServerError, "anthropic": anthropic.InternalServerError,
+                "google-genai": genai_errors.ServerError}
+
+
+@pytest.fixture(scope="module")
+def gate_dead_upstream(clean_env, tmp_path_factory):
+    g = start_gate(tmp_path_factory.mktemp("sdk-gate-dead"), f"http://127.0.0.1:{closed_port()}")
+    yield g
+    g.stop()
+
+
+@pytest.mark.parametrize("sdk", SDKS)
+def test_dead_upstream_raises_the_sdks_server_error_with_the_gates_words(sdk, gate_dead_upstream):
+    with pytest.raises(SERVER_ERROR[sdk]) as info:
+        Client(sdk, gate_dead_upstream.url).ask()
+    exc = info.value
+    if sdk == "google-genai":
+        assert (exc.code, exc.status) == (502, "UNAVAILABLE")
+        body = exc.details
+    else:
+        assert exc.status_code == 502
+        body = exc.response.json()
+    assert body["auth_gate"] == {"outcome": "allow", "reason": "key_ok", "upstream_error": "upstream_unreachable"}
+    assert "The auth gate passed this request, but upstream" in str(exc), str(exc)

@@ -165,11 +165,12 @@ def message(d: Decision, lang: str = "en") -> str:
     return " ".join(out)
 
 
-def dialect(d: Decision, path: str) -> str:
-    """Answer in the error shape the client's SDK parses."""
-    if d.winner == "x-api-key" or (d.winner is None and path.startswith("/v1/messages")):
+def dialect(winner: str | None, path: str) -> str:
+    """Answer in the error shape the client's SDK parses: its key header says
+    which SDK it is, or else the API path does."""
+    if winner == "x-api-key" or (winner is None and path.startswith("/v1/messages")):
         return "anthropic"
-    if d.winner == "x-goog-api-key" or (d.winner is None and path.startswith("/v1beta/")):
+    if winner == "x-goog-api-key" or (winner is None and path.startswith("/v1beta/")):
         return "google"
     return "openai"
 
@@ -210,7 +211,7 @@ def header_value(detail_: dict) -> str:
 
 def denial_body(d: Decision, path: str, lang: str = "en") -> bytes:
     msg = message(d, lang)
-    kind = dialect(d, path)
+    kind = dialect(d.winner, path)
     if kind == "anthropic":
         body = {"type": "error", "error": {"type": "authentication_error", "message": msg}}
     elif kind == "google":
@@ -219,6 +220,21 @@ def denial_body(d: Decision, path: str, lang: str = "en") -> bytes:
         body = {"error": {"message": msg, "type": "invalid_request_error", "param": None,
                           "code": "invalid_api_key"}}
     body["auth_gate"] = detail(d, lang)
+    return json.dumps(body, ensure_ascii=False).encode()
+
+
+def upstream_error_body(detail_: dict, path: str, status: int, code: str, msg: str) -> bytes:
+    """The gate's answer when the upstream fails (502/504), in the client's dialect;
+    `auth_gate.upstream_error` is the code whatever the shape."""
+    kind = dialect(detail_["winner"], path)
+    if kind == "anthropic":
+        body = {"type": "error", "error": {"type": "api_error", "message": msg}}
+    elif kind == "google":
+        body = {"error": {"code": status, "message": msg,
+                          "status": "DEADLINE_EXCEEDED" if status == 504 else "UNAVAILABLE"}}
+    else:
+        body = {"error": {"message": msg, "type": "upstream_error", "code": code}}
+    body["auth_gate"] = {"outcome": detail_["outcome"], "reason": detail_["reason"], "upstream_error": code}
     return json.dumps(body, ensure_ascii=False).encode()
 
 
