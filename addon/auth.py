@@ -36,7 +36,7 @@ RELOAD_INTERVAL = 1.0  # seconds between config.yaml checks while idle
 CORS = {"access-control-allow-origin": "*"}
 _KEY_HEADER_NAMES = frozenset(name.lower().encode() for name in KEY_HEADERS)
 _OPTIONS = ("auth_config", "auth_mode", "auth_api_key", "auth_allow_lan_access",
-            "auth_port", "auth_upstream", "auth_profile", "auth_enforce")
+            "auth_port", "auth_upstream", "auth_upstream_timeout", "auth_profile", "auth_enforce")
 
 
 def _json_response(status: int, body: dict, **headers: str) -> http.Response:
@@ -76,6 +76,9 @@ class AuthGate:
                           "Override proxy.allow_lan_access: true or false.", choices=("true", "false"))
         loader.add_option("auth_port", Optional[int], None, "Override proxy.port (0 picks a free port).")
         loader.add_option("auth_upstream", Optional[str], None, "Override upstream.url.")
+        loader.add_option("auth_upstream_timeout", Optional[int], None,
+                          "Override upstream.timeout: seconds (1-599) to wait for the upstream's answer "
+                          "to begin, then a JSON 504.")
         loader.add_option("auth_explain", bool, True,
                           "Explain each 401 in a JSON body; false gives the original's bare 401.")
         loader.add_option("auth_profile", Optional[str], None,
@@ -139,6 +142,7 @@ class AuthGate:
         return Overrides(auth_mode=opts.auth_mode, api_key=opts.auth_api_key,
                          allow_lan_access=_tristate("auth_allow_lan_access"),
                          port=opts.auth_port, upstream=opts.auth_upstream,
+                         upstream_timeout=opts.auth_upstream_timeout,
                          profile=opts.auth_profile, enforce=_tristate("auth_enforce"))
 
     def _merge(self, file: FileConfig) -> Settings:

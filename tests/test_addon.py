@@ -1,5 +1,6 @@
 """The mitmproxy adapter, with mitmproxy's own test helpers (taddons, tflow)."""
 
+import asyncio
 import json
 import logging
 import os
@@ -310,6 +311,17 @@ async def test_upstream_failure_leaves_alone_what_cannot_be_answered(gate):
     before = f.response
     upstream_fails(gate, f, "Client disconnected.")
     assert f.response is before
+
+
+async def test_upstream_timeout_option_applies_to_the_next_request(gate):
+    assert gate.settings.upstream.timeout == 300.0
+    gate.tctx.configure(gate, auth_upstream_timeout=2)
+    f = await send(gate, headers=[("Authorization", f"Bearer {KEY}")])
+    assert f.metadata["auth"]["upstream"][1] == 2.0
+    assert gate._timers[f.id].when() - asyncio.get_running_loop().time() <= 2.0
+    with pytest.raises(exceptions.OptionsError, match="auth_upstream_timeout"):
+        gate.tctx.configure(gate, auth_upstream_timeout=600)
+    assert gate.settings.upstream.timeout == 2.0  # the last good value stays
 
 
 async def test_timer_gives_up_only_on_a_flow_still_waiting(gate, monkeypatch):

@@ -189,9 +189,13 @@ def test_upstream_timeout_defaults_and_parses():
     assert parse_config("proxy:\n  auth_mode: auto\n", "c.yaml").upstream.timeout == 300.0
     cfg = parse_config(GOOD + "  timeout: 2.5\n", "c.yaml")
     assert cfg.upstream.timeout == 2.5
-    # a URL given as an option keeps the file's timeout
+    # a URL given as an option keeps the file's timeout; the timeout option wins over both
     s = merge(cfg, Overrides(upstream="http://127.0.0.1:9100"), "c.yaml")
     assert (s.upstream.port, s.upstream.timeout) == (9100, 2.5)
+    s = merge(cfg, Overrides(upstream="http://127.0.0.1:9100", upstream_timeout=7), "c.yaml")
+    assert (s.upstream.port, s.upstream.timeout, s.overridden) == (9100, 7.0, ("upstream", "upstream_timeout"))
+    with pytest.raises(ConfigError, match="^option: auth_upstream_timeout: 0 is not a timeout"):
+        merge(cfg, Overrides(upstream_timeout=0), "c.yaml")
 
 
 @pytest.mark.parametrize("value", ["0", "-1", "600", "1e9", "true", "soon", '"30"'])

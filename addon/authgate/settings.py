@@ -309,23 +309,27 @@ class Overrides:
     upstream: str | None = None
     profile: str | None = None
     enforce: bool | None = None
+    upstream_timeout: float | None = None
 
 
 def merge(cfg: FileConfig, over: Overrides, config_path: str) -> Settings:
     """The snapshot in force: the file, with the options that are set on top."""
     src = "option"
     overridden = tuple(name for name in ("auth_mode", "api_key", "allow_lan_access", "port", "upstream",
-                                         "profile", "enforce")
+                                         "profile", "enforce", "upstream_timeout")
                        if getattr(over, name) is not None)
+    upstream = cfg.upstream
+    if over.upstream is not None:  # a URL given as an option keeps the file's headers and timeout
+        upstream = replace(parse_upstream(over.upstream, src, "auth_upstream"),
+                           headers=upstream.headers, timeout=upstream.timeout)
+    if over.upstream_timeout is not None:
+        upstream = replace(upstream, timeout=check_timeout(over.upstream_timeout, src, "auth_upstream_timeout"))
     return Settings(
         port=check_port(over.port, src, "auth_port") if over.port is not None else cfg.port,
         allow_lan_access=over.allow_lan_access if over.allow_lan_access is not None else cfg.allow_lan_access,
         auth_mode=check_mode(over.auth_mode, src, "auth_mode") if over.auth_mode is not None else cfg.auth_mode,
         api_key=check_key(over.api_key, src, "auth_api_key") if over.api_key is not None else (cfg.api_key or ""),
-        # A URL given as an option keeps the file's upstream.headers and timeout.
-        upstream=replace(parse_upstream(over.upstream, src, "auth_upstream"),
-                         headers=cfg.upstream.headers, timeout=cfg.upstream.timeout)
-        if over.upstream is not None else cfg.upstream,
+        upstream=upstream,
         config_path=config_path,
         profile=check_profile(over.profile, src, "auth_profile") if over.profile is not None else cfg.profile,
         enforce=over.enforce if over.enforce is not None else cfg.enforce,
