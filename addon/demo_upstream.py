@@ -18,6 +18,8 @@ the value), so a person sees that the gate stripped the proxy key.
 Streams send one event every STREAM_DELAY seconds, each flushed at once, so a
 client sees the first event long before the upstream has finished. Every other
 request gets the echo upstream's JSON (method, path, headers, body size).
+A request with `x-demo-delay: SECONDS` (up to MAX_DELAY) is answered that much
+later: a slow upstream, to see the gate's 504 after upstream.timeout.
 Standard library only; loopback only by default.
 """
 
@@ -39,6 +41,7 @@ KEY_HEADERS = ("Authorization", "x-api-key", "x-goog-api-key")
 # Other headers that look like credentials (added by upstream.headers, say): named, fingerprinted.
 _CREDENTIAL_NAME = re.compile(r"key|token|secret|auth|cookie", re.I)
 STREAM_DELAY = 0.06  # seconds between streamed events
+MAX_DELAY = 120.0  # seconds: the longest x-demo-delay honoured
 RECORDED = 10_000  # requests and streams kept in memory for tests to inspect
 STREAM_PIECES = 6  # how many pieces a streamed answer is cut into
 OPENAI_MODELS = ("demo-gpt", "demo-gpt-mini")
@@ -80,6 +83,15 @@ def _pieces(text: str, n: int = STREAM_PIECES) -> list[str]:
     words = re.findall(r"\S+\s*", text) or [text]
     size = max(1, -(-len(words) // n))
     return ["".join(words[i:i + size]) for i in range(0, len(words), size)]
+
+
+def _delay(value: str) -> float:
+    """x-demo-delay's seconds, within 0..MAX_DELAY (anything unreadable: none)."""
+    try:
+        seconds = float(value)
+    except ValueError:
+        return 0.0
+    return min(max(seconds, 0.0), MAX_DELAY) if seconds == seconds else 0.0  # NaN: none
 
 
 def _clip(text: str, limit: int = 80) -> str:
@@ -194,6 +206,8 @@ class DemoHandler(BaseHTTPRequestHandler):
         if not isinstance(data, dict):
             data = None
         method = self.command
+        if delay := self.headers.get("x-demo-delay"):
+            time.sleep(_delay(delay))
         if self.server.echo_only:
             return self._echo(len(body))
         try:

@@ -404,6 +404,20 @@ def test_unreachable_upstream_gives_json_502_and_healthz_still_answers(start):
     assert m.send("GET", "/v1/models").status == 401
 
 
+def test_slow_demo_upstream_gets_504_after_the_timeout_option(start, echo):
+    """What a teacher shows: the demo upstream answers late on request (x-demo-delay), the
+    gate gives up after auth_upstream_timeout with a JSON 504; a quicker answer passes."""
+    m = start(config_text("strict", KEY, echo.url), "--set", "auth_upstream_timeout=1")
+    t0 = time.monotonic()
+    r = m.send("GET", "/v1/slow", [bearer(), ("x-demo-delay", "4")])
+    waited = time.monotonic() - t0
+    assert r.status == 504, r.body[:300]
+    assert r.json()["error"]["code"] == "upstream_timeout"
+    assert "within 1 s (upstream.timeout)" in r.message
+    assert 0.9 < waited < 3.0
+    assert m.send("GET", "/v1/quick", [bearer(), ("x-demo-delay", "0.2")]).from_echo
+
+
 @pytest.mark.parametrize("idle", [0.0, 1.5], ids=["right-after-a-success", "after-idle"])
 def test_upstream_that_stops_gives_json_502(start, idle):
     # The spec: "An unreachable upstream gives a 502 JSON error naming the upstream, promptly."
