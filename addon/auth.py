@@ -340,6 +340,10 @@ class AuthGate:
     def _arm(self, flow: http.HTTPFlow, timeout: float) -> None:
         self._timers[flow.id] = asyncio.get_running_loop().call_later(timeout, self._give_up, flow, timeout)
 
+    def _disarm(self, flow: http.HTTPFlow) -> None:
+        if timer := self._timers.pop(flow.id, None):
+            timer.cancel()
+
     def _give_up(self, flow: http.HTTPFlow, timeout: float) -> None:
         """No response headers within upstream.timeout: end the wait (error hook → 504)."""
         self._timers.pop(flow.id, None)
@@ -351,8 +355,7 @@ class AuthGate:
             self._arm(flow, timeout)
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
-        if timer := self._timers.pop(flow.id, None):
-            timer.cancel()
+        self._disarm(flow)
         self._judge_shadow(flow)
         headers = flow.response.headers
         # One pass over the raw fields: every Headers lookup or assignment is a
@@ -389,8 +392,7 @@ class AuthGate:
         upstream_errors.forget(client.id)
 
     def error(self, flow: http.HTTPFlow) -> None:
-        if timer := self._timers.pop(flow.id, None):
-            timer.cancel()
+        self._disarm(flow)
         meta = flow.metadata.get("auth")
         if meta and meta.get("timed_out"):  # mitmproxy saw only the connection closing
             flow.error.msg = (f"no answer from the upstream within {meta['upstream'][1]:g} s "

@@ -29,6 +29,7 @@ import argparse
 import collections
 import itertools
 import json
+import math
 import re
 import socket
 import time
@@ -91,7 +92,7 @@ def _delay(value: str) -> float:
         seconds = float(value)
     except ValueError:
         return 0.0
-    return min(max(seconds, 0.0), MAX_DELAY) if seconds == seconds else 0.0  # NaN: none
+    return 0.0 if math.isnan(seconds) else min(max(seconds, 0.0), MAX_DELAY)
 
 
 def _clip(text: str, limit: int = 80) -> str:

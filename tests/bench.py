@@ -200,8 +200,6 @@ def bench_hooks(quick: bool) -> dict:
 
     import auth
 
-    from mitmproxy.connection import ConnectionState
-
     n = 300 if quick else 1000
     repeats = 2 if quick else 4
     tmp = Path(tempfile.mkdtemp(prefix="authgate-hooks-"))
@@ -216,9 +214,6 @@ def bench_hooks(quick: bool) -> dict:
                                             host=HOST, port=up_port, headers=()))
             f.request.headers.fields = fields
             f.request.content = REQUEST_BODY
-            # As on a kept-alive connection: the proxy already talks to the upstream.
-            f.server_conn.address = (HOST, up_port)
-            f.server_conn.state = ConnectionState.OPEN
             out.append(f)
         return out
 

@@ -21,12 +21,8 @@ KEY = "sk-0123456789abcdef0123456789abcdef"
 
 @pytest.fixture
 def upstream():
-    """A listening loopback port for upstream.url (nothing in these tests connects to it)."""
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    s.listen(16)
-    yield s.getsockname()[1]
-    s.close()
+    """A port for upstream.url: nothing in these tests connects to it."""
+    return closed_port()
 
 
 def closed_port() -> int:

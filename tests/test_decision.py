@@ -1,21 +1,9 @@
 """The FAQ's tables, row by row, against the pure decision (no mitmproxy here)."""
 
-from dataclasses import dataclass
-
 import pytest
 
 from authgate.decision import RequestView, decide, effective_mode
-
-KEY = "sk-0123456789abcdef0123456789abcdef"
-
-
-@dataclass(frozen=True)
-class Policy:
-    auth_mode: str = "strict"
-    allow_lan_access: bool = False
-    api_key: str = KEY
-    profile: str = "faq"
-
+from policy import KEY, Policy
 
 def view(method="GET", path="/v1/models", *headers: tuple[str | bytes, str | bytes]) -> RequestView:
     def raw(x):

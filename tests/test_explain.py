@@ -1,23 +1,12 @@
 """The words: comment lines, 401 bodies in each SDK's dialect, traces. No key leaks."""
 
 import json
-from dataclasses import dataclass
 
 import pytest
 
 from authgate import explain
 from authgate.decision import RequestView, decide
-
-KEY = "sk-0123456789abcdef0123456789abcdef"
-
-
-@dataclass(frozen=True)
-class Policy:
-    auth_mode: str = "strict"
-    allow_lan_access: bool = False
-    api_key: str = KEY
-    profile: str = "faq"
-
+from policy import KEY, Policy
 
 def run(*headers, method="GET", path="/v1/models", **policy):
     d = decide(RequestView(method, path, tuple((n.encode(), v.encode("utf-8")) for n, v in headers)),

@@ -5,13 +5,12 @@ it shares no code with it. Hypothesis throws random header sets at both
 (name case, repeats, order, non-ASCII bytes, whitespace, empty values).
 """
 
-from dataclasses import dataclass
-
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from authgate import explain
 from authgate.decision import RequestView, decide
+from policy import Policy
 
 PRIORITY = ["authorization", "x-api-key", "x-goog-api-key"]
 
@@ -40,13 +39,6 @@ def model(method: str, path: str, headers, mode: str, lan: bool, key: str):
         return key != "" and candidate == key.encode(), winner
     return False, None
 
-
-@dataclass(frozen=True)
-class Policy:
-    auth_mode: str
-    allow_lan_access: bool
-    api_key: str
-    profile: str = "faq"
 
 
 KEYS = ["sk-0123456789abcdef0123456789abcdef", "k", ""]

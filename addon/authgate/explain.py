@@ -210,31 +210,31 @@ def header_value(detail_: dict) -> str:
 
 
 def denial_body(d: Decision, path: str, lang: str = "en") -> bytes:
-    msg = message(d, lang)
-    kind = dialect(d.winner, path)
-    if kind == "anthropic":
-        body = {"type": "error", "error": {"type": "authentication_error", "message": msg}}
-    elif kind == "google":
-        body = {"error": {"code": 401, "message": msg, "status": "UNAUTHENTICATED"}}
-    else:
-        body = {"error": {"message": msg, "type": "invalid_request_error", "param": None,
-                          "code": "invalid_api_key"}}
-    body["auth_gate"] = detail(d, lang)
-    return json.dumps(body, ensure_ascii=False).encode()
+    return _error_body(dialect(d.winner, path), message(d, lang), detail(d, lang), status=401,
+                       anthropic_type="authentication_error", google_status="UNAUTHENTICATED",
+                       openai={"type": "invalid_request_error", "param": None, "code": "invalid_api_key"})
 
 
 def upstream_error_body(detail_: dict, path: str, status: int, code: str, msg: str) -> bytes:
     """The gate's answer when the upstream fails (502/504), in the client's dialect;
     `auth_gate.upstream_error` is the code whatever the shape."""
-    kind = dialect(detail_["winner"], path)
+    return _error_body(dialect(detail_["winner"], path), msg,
+                       {"outcome": detail_["outcome"], "reason": detail_["reason"], "upstream_error": code},
+                       status=status, anthropic_type="api_error",
+                       google_status="DEADLINE_EXCEEDED" if status == 504 else "UNAVAILABLE",
+                       openai={"type": "upstream_error", "code": code})
+
+
+def _error_body(kind: str, msg: str, gate: dict, *, status: int, anthropic_type: str, google_status: str,
+                openai: dict) -> bytes:
+    """An error in the shape of the client's SDK, the gate's own account beside it."""
     if kind == "anthropic":
-        body = {"type": "error", "error": {"type": "api_error", "message": msg}}
+        body = {"type": "error", "error": {"type": anthropic_type, "message": msg}}
     elif kind == "google":
-        body = {"error": {"code": status, "message": msg,
-                          "status": "DEADLINE_EXCEEDED" if status == 504 else "UNAVAILABLE"}}
+        body = {"error": {"code": status, "message": msg, "status": google_status}}
     else:
-        body = {"error": {"message": msg, "type": "upstream_error", "code": code}}
-    body["auth_gate"] = {"outcome": detail_["outcome"], "reason": detail_["reason"], "upstream_error": code}
+        body = {"error": {"message": msg, **openai}}
+    body["auth_gate"] = gate
     return json.dumps(body, ensure_ascii=False).encode()
 
 
