@@ -19,7 +19,7 @@ from typing import Optional
 
 from mitmproxy import command, connection, ctx, exceptions, flow, http
 
-from authgate import explain, mitmweb, upstream_errors
+from authgate import explain, listener, mitmweb, upstream_errors
 from authgate.decision import KEY_HEADERS, MODES, PROFILES, Decision, RequestView, decide
 from authgate.settings import (ConfigError, FileConfig, Overrides, Settings, fingerprint,
                                generate_key, merge, read_config, write_key)
@@ -60,6 +60,7 @@ class AuthGate:
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._watcher: asyncio.Task | None = None
         self._start_failed = False  # a bad config at start: stay inert while mitmproxy exits
+        self._start_listener = False  # the gate took mitmproxy's listener start-up over (listener.py)
 
     # ------------------------------------------------------------ options
 
@@ -92,8 +93,9 @@ class AuthGate:
                           "sends no usable Accept-Language): " + ", ".join(explain.LANGUAGES),
                           choices=explain.LANGUAGES)
         loader.add_option("auth_web_remote", bool, False,
-                          "Allow mitmweb's UI on a non-loopback web_host. mitmweb 11.0.2 has no password: "
-                          "anyone who reaches it sees every key and can change the auth settings.")
+                          "Allow mitmweb's UI on a non-loopback web_host where mitmweb has no password "
+                          "(11.0.x): anyone who reaches it sees every key and can change the auth settings. "
+                          "mitmweb 11.1.2+ asks for a token or web_password, and is allowed there.")
 
     def configure(self, updated: set[str]) -> None:
         if self._start_failed:
@@ -107,7 +109,8 @@ class AuthGate:
             # listener, not even mitmproxy's default open proxy on *:8080.
             self._start_failed = True
             log.error(str(e))
-            ctx.options.update(server=False)
+            if not listener.hold_start():
+                ctx.options.update(server=False)
 
     def _configure(self, updated: set[str]) -> None:
         if self._user_listen is None:
@@ -122,7 +125,7 @@ class AuthGate:
                                               f"Fix: use one of {', '.join(explain.CATALOGS)}")
             self.lang = ctx.options.auth_lang
         if updated & {"web_host", "auth_web_remote"} and "web_host" in ctx.options:
-            _check_web_host(ctx.options.web_host, ctx.options.auth_web_remote)
+            _check_web_host(ctx.options.web_host, ctx.options.auth_web_remote, "web_password" in ctx.options)
         if self.settings is None and "web_columns" in ctx.options and "comment" not in ctx.options.web_columns:
             # The comment column is where each row says which header won and why.
             ctx.options.update(web_columns=[*ctx.options.web_columns, "comment"])
@@ -183,12 +186,16 @@ class AuthGate:
         if ctx.options.mode != [spec]:
             # listen_host/port too, so mitmweb's status bar shows the real address
             ctx.options.update(mode=[spec], connection_strategy="lazy", listen_host=host, listen_port=port)
+        if not self._start_listener:
+            self._start_listener = listener.hold_start()
 
     # ------------------------------------------------------------ hot reload
 
-    def running(self) -> None:
+    async def running(self) -> None:
         if self._start_failed:
             return
+        if self._start_listener:
+            await listener.start()
         self._watcher = asyncio.get_running_loop().create_task(self._watch())
         if app := getattr(ctx.master, "app", None):  # under mitmweb
             mitmweb.widen_comment_column(app)
@@ -519,19 +526,26 @@ def _tristate(name: str) -> bool | None:
     return None if value is None else value == "true"
 
 
-def _check_web_host(host: str, remote_ok: bool) -> None:
-    """mitmweb 11.0.2 has no password: keep its UI on loopback unless forced."""
-    if remote_ok:
-        return
+def _check_web_host(host: str, remote_ok: bool, has_password: bool) -> None:
+    """mitmweb 11.0.x has no password: keep its UI on loopback unless forced.
+    11.1.2+ asks for a token (or web_password): a remote UI is allowed, and said."""
     try:
         loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
     except ValueError:
         loopback = False
-    if not loopback:
+    if loopback:
+        return
+    where = host or "(all interfaces)"
+    if has_password:
+        log.warning(f"mitmweb on {where}: whoever has its token or web_password sees the keys in every flow "
+                    f"and can change the auth settings")
+        return
+    if not remote_ok:
         raise exceptions.OptionsError(
-            f"web_host {host or '(all interfaces)'!s} is not a loopback address. mitmweb 11.0.2 has no password, "
+            f"web_host {where} is not a loopback address. This mitmweb has no password, "
             f"so anyone who reaches the UI sees the keys and can change the auth settings. "
-            f"Fix: --set web_host=127.0.0.1, or force it with --set auth_web_remote=true")
+            f"Fix: --set web_host=127.0.0.1, upgrade to mitmproxy 11.1.2+ (token-protected UI), "
+            f"or force it with --set auth_web_remote=true")
 
 
 def _stamp(path: str) -> tuple | None:

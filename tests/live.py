@@ -25,11 +25,13 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from mitmproxy import version as mitmproxy_version
 
 import demo_upstream
 
@@ -42,6 +44,9 @@ JOIN_TIMEOUT = 5.0  # seconds for a reader or server thread to end
 IO_TIMEOUT = 10.0  # seconds, every socket call
 LISTENING = re.compile(r"listening at (\S+):(\d+)\.?\s*$")
 WEB_LISTENING = "Web server listening at"
+WEB_URL = re.compile(r"Web server listening at (\S+)")
+# mitmweb asks for a token (printed in its URL) or web_password since 11.1.2 (CVE-2025-23217).
+WEB_HAS_AUTH = tuple(int(x) for x in re.findall(r"\d+", mitmproxy_version.VERSION)[:3]) >= (11, 1, 2)
 
 
 def tool(name: str) -> str:
@@ -173,6 +178,10 @@ class Process:
                         f"(rc={self.proc.returncode}):\n{out}")
         m = self._listening(skip)
         self.host, self.port = m.group(1), int(m.group(2))
+        if web:
+            self.web_url = WEB_URL.search(self.output).group(1)
+            # mitmweb 11.1.2+ prints its UI's token in the URL; 11.0 has none.
+            self.web_token = urllib.parse.parse_qs(urllib.parse.urlsplit(self.web_url).query).get("token", [None])[0]
         return self
 
     def wait_exit(self, timeout: float = EXIT_TIMEOUT) -> int | None:

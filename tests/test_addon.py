@@ -96,7 +96,8 @@ def test_lan_access_binds_all_interfaces_and_port_change_rebinds(gate, config, u
     assert gate.tctx.options.mode == [f"reverse:http://127.0.0.1:{upstream}@0.0.0.0:9000"]
 
 
-def test_explicit_flags_win_over_the_file(config):
+async def test_explicit_flags_win_over_the_file(config):
+    # async: both contexts share the running loop (12's taddons closes a loop it made itself)
     addon = auth.AuthGate()
     with taddons.context(proxyserver.Proxyserver(), addon) as tctx:
         tctx.options.update(listen_host="127.0.0.2", listen_port=7000)

@@ -18,6 +18,7 @@ import os
 import re
 import shutil
 import time
+import urllib.parse
 import uuid
 from pathlib import Path
 
@@ -25,7 +26,7 @@ import pytest
 import yaml
 
 from authgate.settings import fingerprint
-from live import ADDON, IO_TIMEOUT, WEB_LISTENING, Process, Upstream, closed_port, config_text, write_config
+from live import ADDON, IO_TIMEOUT, WEB_HAS_AUTH, WEB_LISTENING, Process, Upstream, closed_port, config_text, write_config
 
 KEY = "sk-web0123456789abcdef0123456789ab"  # the shared mitmweb's key
 WRONG = "sk-webWRONGfedcba9876543210fedcba9"
@@ -88,35 +89,46 @@ def send(port: int, path: str, headers: dict[str, str] | None = None, method: st
 
 
 class WebAPI:
-    """mitmweb's HTTP API: GETs as they are, writes with the _xsrf cookie and X-XSRFToken header."""
+    """mitmweb's HTTP API as each version wants it: the UI's token (11.1.2+) on every request,
+    the cookies it sets kept, writes with an XSRF cookie echoed in an X-XSRFToken header."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, token: str | None = None) -> None:
         self.port = port
-        self._xsrf: str | None = None
+        self.token = token
+        self.cookies: dict[str, str] = {}
 
-    def raw(self, method: str, path: str, body=None, headers: dict[str, str] | None = None):
+    @classmethod
+    def of(cls, mw) -> WebAPI:
+        return cls(mw.web_port, mw.web_token)
+
+    def raw(self, method: str, path: str, body=None, headers: dict[str, str] | None = None,
+            token: bool = True):
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=IO_TIMEOUT)
         try:
             data = None if body is None else json.dumps(body).encode()
             hdrs = dict(headers or {})
             if data is not None:
                 hdrs["content-type"] = "application/json"
+            if self.cookies:
+                hdrs["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
+            if token and self.token:
+                path += ("&" if "?" in path else "?") + urllib.parse.urlencode({"token": self.token})
             conn.request(method, path, body=data, headers=hdrs)
             resp = conn.getresponse()
+            jar = http.cookies.SimpleCookie()
+            for cookie in resp.msg.get_all("Set-Cookie") or []:
+                jar.load(cookie)
+            self.cookies.update((k, m.value) for k, m in jar.items())
             return resp.status, resp.msg, resp.read()
         finally:
             conn.close()
 
     def xsrf(self) -> str:
-        if self._xsrf is None:
-            status, msg, _ = self.raw("GET", "/")
-            assert status == 200
-            jar = http.cookies.SimpleCookie()
-            for cookie in msg.get_all("Set-Cookie") or []:
-                jar.load(cookie)
-            assert "_xsrf" in jar, f"GET / set no _xsrf cookie: {msg.get_all('Set-Cookie')}"
-            self._xsrf = jar["_xsrf"].value
-        return self._xsrf
+        """Tornado's double-submit check only compares the cookie with the header, so the client
+        picks the value; the cookie is `_xsrf` up to 11.1 and `_mitmproxy_xsrf` from 12."""
+        value = self.cookies.setdefault("_xsrf", uuid.uuid4().hex)
+        self.cookies["_mitmproxy_xsrf"] = value
+        return value
 
     def get(self, path: str):
         status, _, body = self.raw("GET", path)
@@ -124,9 +136,7 @@ class WebAPI:
         return json.loads(body)
 
     def write(self, method: str, path: str, body) -> tuple[int, bytes]:
-        token = self.xsrf()
-        status, _, data = self.raw(method, path, body,
-                                   {"Cookie": f"_xsrf={token}", "X-XSRFToken": token})
+        status, _, data = self.raw(method, path, body, {"X-XSRFToken": self.xsrf()})
         return status, data
 
     def set_options(self, **options) -> tuple[int, bytes]:
@@ -165,7 +175,7 @@ def unique(label: str) -> str:
 # ====================================================================== the API
 
 def test_flows_show_the_decision_in_comment_and_marker(web):
-    api = WebAPI(web.web_port)
+    api = WebAPI.of(web)
     deny, ok, shadow = unique("deny"), unique("pass"), unique("shadow")
     assert send(web.port, deny, {"x-api-key": WRONG})[0] == 401
     assert send(web.port, ok, {"Authorization": f"Bearer {KEY}"})[0] == 200
@@ -188,12 +198,12 @@ def test_flows_show_the_decision_in_comment_and_marker(web):
 
 
 def test_comment_column_is_on(web):
-    columns = WebAPI(web.web_port).option("web_columns")
+    columns = WebAPI.of(web).option("web_columns")
     assert "comment" in columns, columns
 
 
 def test_options_change_applies_to_the_next_request(web):
-    api = WebAPI(web.web_port)
+    api = WebAPI.of(web)
     before = unique("keyless-strict")
     assert send(web.port, before)[0] == 401
     assert api.flow_by_path(before)["comment"] == "401 · strict · no key header · key required"
@@ -223,7 +233,7 @@ def test_options_change_applies_to_the_next_request(web):
 
 
 def test_api_key_option_applies_to_the_next_request(web):
-    api = WebAPI(web.web_port)
+    api = WebAPI.of(web)
     try:
         assert api.set_options(auth_api_key=WRONG)[0] == 200
         old, new = unique("key-option-old"), unique("key-option-new")
@@ -241,7 +251,7 @@ def test_api_key_option_applies_to_the_next_request(web):
 
 
 def test_replay_decides_again_under_the_current_settings(web):
-    api = WebAPI(web.web_port)
+    api = WebAPI.of(web)
     path = unique("replay")
     assert send(web.port, path, {"x-api-key": WRONG})[0] == 401
     flow = api.flow_by_path(path)
@@ -267,7 +277,7 @@ def test_replay_decides_again_under_the_current_settings(web):
 
 
 def test_status_command(web):
-    api = WebAPI(web.web_port)
+    api = WebAPI.of(web)
     counts = re.compile(r"flows: (\d+) passed, (\d+) denied")
     first = api.command("auth.status")
     assert "effective mode: strict (auth_mode=strict)" in first
@@ -282,7 +292,7 @@ def test_status_command(web):
 
 
 def test_explain_command_on_one_flow(web):
-    api = WebAPI(web.web_port)
+    api = WebAPI.of(web)
     path = unique("explain")
     assert send(web.port, path, {"x-api-key": WRONG})[0] == 401
     flow = api.flow_by_path(path)
@@ -312,7 +322,7 @@ def test_regenerate_command(upstream, tmp_path):
     write_config(config, config_text("strict", old, upstream))
     mw = start_mitmweb(config)
     try:
-        api = WebAPI(mw.web_port)
+        api = WebAPI.of(mw)
         assert send(mw.port, unique("regen-before"), {"Authorization": f"Bearer {old}"})[0] == 200
 
         value = api.command("auth.regenerate")
@@ -351,7 +361,7 @@ def test_upstream_failure_shows_the_gates_json_answer(tmp_path):
         status, body = send(mw.port, path, {"Authorization": f"Bearer {KEY}"})
         assert status == 502, body
         assert json.loads(body)["error"]["code"] == "upstream_unreachable"
-        f = WebAPI(mw.web_port).flow_by_path(path)
+        f = WebAPI.of(mw).flow_by_path(path)
         assert f["response"]["status_code"] == 502
         assert f["error"]["msg"]  # mitmproxy's reason stays on the flow
         assert f["comment"] == "pass · strict · Authorization won · key ok · 502 upstream unreachable"
@@ -362,6 +372,7 @@ def test_upstream_failure_shows_the_gates_json_answer(tmp_path):
 
 # ====================================================================== the web_host guard (own mitmweb)
 
+@pytest.mark.skipif(WEB_HAS_AUTH, reason="mitmweb 11.1.2+ asks for a token: a non-loopback UI is allowed there")
 def test_non_loopback_web_host_is_refused(upstream, tmp_path):
     config = tmp_path / "config.yaml"
     write_config(config, config_text("strict", KEY, upstream))
@@ -380,13 +391,26 @@ def test_non_loopback_web_host_is_refused(upstream, tmp_path):
     assert WEB_LISTENING not in out, out
 
 
+@pytest.mark.skipif(not WEB_HAS_AUTH, reason="mitmweb 11.0 has no token: a non-loopback UI is refused there")
+def test_non_loopback_web_host_is_token_protected_and_said(upstream, tmp_path):
+    config = tmp_path / "config.yaml"
+    write_config(config, config_text("strict", KEY, upstream))
+    mw = start_mitmweb(config, "--set", "web_host=0.0.0.0")
+    try:
+        assert "mitmweb on 0.0.0.0: whoever has its token or web_password sees the keys" in mw.output
+        assert WebAPI(mw.web_port).raw("GET", "/flows")[0] == 403  # no token: nothing to see
+        assert WebAPI.of(mw).raw("GET", "/flows")[0] == 200
+    finally:
+        mw.stop()
+
+
 def test_non_loopback_web_host_starts_when_forced(upstream, tmp_path):
     config = tmp_path / "config.yaml"
     write_config(config, config_text("strict", KEY, upstream))
     mw = start_mitmweb(config, "--set", "web_host=0.0.0.0", "--set", "auth_web_remote=true")
     try:
         assert f"{WEB_LISTENING} http://0.0.0.0:{mw.web_port}/" in mw.output
-        status, _, _ = WebAPI(mw.web_port).raw("GET", "/")  # reached on 127.0.0.1 only
+        status, _, _ = WebAPI.of(mw).raw("GET", "/")  # reached on 127.0.0.1 only
         assert status == 200
     finally:
         mw.stop()
@@ -428,7 +452,7 @@ def page(browser, web):
     try:
         pg = context.new_page()
         pg.set_default_timeout(15_000)
-        pg.goto(f"http://127.0.0.1:{web.web_port}/", wait_until="domcontentloaded")
+        pg.goto(web.web_url, wait_until="domcontentloaded")  # with its token on 11.1.2+
         pg.get_by_placeholder("Search").wait_for()
         yield pg
     finally:

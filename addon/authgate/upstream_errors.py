@@ -1,8 +1,8 @@
 """The gate's own JSON answer when the upstream fails: 502 (refused, reset,
 garbage) and 504 (no response headers within upstream.timeout).
 
-mitmproxy 11.0.2 answers an upstream failure with an HTML page built deep in
-its HTTP/1 layer, and has no per-request upstream timeout; no hook can change
+mitmproxy (11.0 to 12.3) answers an upstream failure with an HTML page built
+deep in its HTTP/1 layer, and has no per-request upstream timeout; no hook can change
 either (mitmproxy#4854; mitmproxy#7999 proposes letting the error hook set
 flow.response, which is what this module provides until then). Two narrow
 touches of mitmproxy internals live here and nowhere else:
@@ -53,7 +53,7 @@ def install() -> bool:
 
     def send(self, event):
         if (isinstance(event, ResponseProtocolError) and not self.response
-                and event.code != status_codes.NO_RESPONSE
+                and error_page_status(event.code) is not None
                 and self.conn.state & ConnectionState.CAN_WRITE
                 and (answer := _answers.pop(self.conn.id, None)) is not None):
             yield commands.SendData(self.conn, http1.assemble_response(answer))
@@ -63,6 +63,15 @@ def install() -> bool:
 
     server.send = send
     return True
+
+
+def error_page_status(code) -> int | None:
+    """The status of the error page mitmproxy would send for a ResponseProtocolError's
+    code, or None for none: an int up to 11.1 (NO_RESPONSE for none), an ErrorCode
+    enum from 12.0 (``http_status_code()``)."""
+    if hasattr(code, "http_status_code"):
+        return code.http_status_code()
+    return None if code == status_codes.NO_RESPONSE else code
 
 
 def uninstall() -> None:
