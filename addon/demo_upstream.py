@@ -14,6 +14,8 @@ the value), so a person sees that the gate stripped the proxy key.
                (told apart from OpenAI's /v1/models by the anthropic-version header)
     Gemini     GET  /v1beta/models[/{id}]  POST /v1beta/models/{model}:generateContent,
                :streamGenerateContent?alt=sse, :countTokens
+               (on /v1/ too, as the real API: google-genai 3.x calls /v1/; its /v1/models[/{id}]
+               told apart from OpenAI's by the x-goog-api-client header Google's SDKs send)
 
 Streams send one event every STREAM_DELAY seconds, each flushed at once, so a
 client sees the first event long before the upstream has finished. Every other
@@ -49,7 +51,7 @@ OPENAI_MODELS = ("demo-gpt", "demo-gpt-mini")
 ANTHROPIC_MODELS = ("demo-claude", "demo-claude-haiku")
 GEMINI_MODELS = ("demo-gemini", "demo-gemini-flash")
 _GEMINI_CALL = re.compile(r"^/v1(?:beta|alpha)?/models/([^/:]+):(generateContent|streamGenerateContent|countTokens)$")
-_GEMINI_MODEL = re.compile(r"^/v1(?:beta|alpha)/models/([^/:]+)$")
+_GEMINI_MODEL = re.compile(r"^/v1(?:beta|alpha)?/models/([^/:]+)$")
 _MODEL = re.compile(r"^/v1/models/([^/:]+)$")
 _ids = itertools.count(1)
 
@@ -212,7 +214,9 @@ class DemoHandler(BaseHTTPRequestHandler):
         if self.server.echo_only:
             return self._echo(len(body))
         try:
-            if method == "GET" and path == "/v1/models":
+            # /v1/models[/{id}] is OpenAI's, Anthropic's and Gemini's: the client's own header tells.
+            gemini = "x-goog-api-client" in self.headers
+            if method == "GET" and path == "/v1/models" and not gemini:
                 return self._anthropic_models() if "anthropic-version" in self.headers else self._openai_models()
             if method == "POST" and path == "/v1/chat/completions" and data is not None:
                 return self._openai_chat(data)
@@ -221,9 +225,9 @@ class DemoHandler(BaseHTTPRequestHandler):
             if method == "POST" and path == "/v1/messages/count_tokens" and data is not None:
                 return self._json(200, {"input_tokens": _tokens(_messages_prompt(data))})
             m = _MODEL.match(path)
-            if method == "GET" and m:
+            if method == "GET" and m and not gemini:
                 return self._model(m.group(1))
-            if method == "GET" and path in ("/v1beta/models", "/v1alpha/models"):
+            if method == "GET" and path in ("/v1/models", "/v1beta/models", "/v1alpha/models"):
                 return self._json(200, {"models": [_gemini_model(m) for m in GEMINI_MODELS]})
             m = _GEMINI_MODEL.match(path)
             if method == "GET" and m:

@@ -49,8 +49,11 @@ def test_comment_for_local_answers():
     ((), "/v1/messages", "anthropic"),
     ((("x-goog-api-key", "x"),), "/v1/models", "google"),
     ((), "/v1beta/models/gemini:generateContent", "google"),
-    # the header that was read decides before the path does
-    ((("Authorization", "Bearer x"),), "/v1/messages", "openai"),
+    # x-api-key and x-goog-api-key decide before the path does; Authorization does not
+    # (anthropic 2 sends Authorization: Bearer too), so the path decides there
+    ((("x-api-key", "x"),), "/v1beta/models/gemini:generateContent", "anthropic"),
+    ((("Authorization", "Bearer x"),), "/v1/messages", "anthropic"),
+    ((), "/v1/models/gemini:generateContent", "google"),  # google-genai 3 calls /v1/
 ])
 def test_401_body_speaks_the_clients_dialect(headers, path, kind):
     d = run(*headers, path=path)

@@ -6,16 +6,21 @@ the demo upstream (addon/demo_upstream.py) in a thread behind it. For each SDK:
   client before the upstream has finished sending;
 - the answer's text (written by the upstream) shows the proxy key did not reach the upstream;
 - a missing or wrong key raises the SDK's own auth error whose message is the gate's explanation;
-- the header the SDK sends by default is the one the gate reads (auth_gate.winner).
+- the header the SDK sends by default is the one the gate reads (auth_gate.winner). Which one that
+  is, and the API path, are read off the request the installed SDK really sends (anthropic 0.x
+  sends x-api-key, 2.x Authorization: Bearer; google-genai 2.x calls /v1beta/, 3.x /v1/).
 And upstream.headers with ${ENV} reaches the upstream while the client's key does not.
 Everything stays on 127.0.0.1; every client has a timeout and no retries.
 """
 
 from __future__ import annotations
 
+import functools
 import os
+import re
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 
@@ -33,18 +38,23 @@ WRONG_KEY = "sk-sdkWRONGfedcba9876543210fedcba"
 UPSTREAM_SECRET = "gk-upstream-secret-0123456789abcdef"  # only in the gate's environment
 SECRET_ENV = "DEMO_UPSTREAM_SECRET"
 TIMEOUT = 10.0  # seconds, every SDK call
-# Variables that would send an SDK elsewhere or give it a key of its own.
+# Variables that would send an SDK elsewhere, give it a key of its own or change what it sends.
 _ENV_NOISE = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy",
               "OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_ORG_ID", "OPENAI_PROJECT_ID",
-              "ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "ANTHROPIC_BASE_URL",
-              "GOOGLE_API_KEY", "GEMINI_API_KEY", "GOOGLE_GENAI_USE_VERTEXAI",
-              "GOOGLE_CLOUD_PROJECT", "GOOGLE_CLOUD_LOCATION")
+              "ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "ANTHROPIC_BASE_URL", "ANTHROPIC_CUSTOM_HEADERS",
+              "GOOGLE_API_KEY", "GEMINI_API_KEY", "GOOGLE_GENAI_USE_VERTEXAI", "GOOGLE_GENAI_USE_ENTERPRISE",
+              "GOOGLE_GENAI_API_VERSION", "GOOGLE_CLOUD_PROJECT", "GOOGLE_CLOUD_LOCATION")
 
 SDKS = ("openai", "anthropic", "google-genai")
-DEFAULT_HEADER = {"openai": "Authorization", "anthropic": "x-api-key", "google-genai": "x-goog-api-key"}
+KEY_HEADERS = demo_upstream.KEY_HEADERS  # Authorization, x-api-key, x-goog-api-key: the gate's spelling
+# The key header each SDK may send by default; which one, the request it sends says (default_key_header).
+# anthropic 0.x sends X-Api-Key; 2.x sends its api_key as Authorization: Bearer (Anthropic._api_key_auth).
+SDK_KEY_HEADERS = {"openai": ("Authorization",), "anthropic": ("x-api-key", "Authorization"),
+                   "google-genai": ("x-goog-api-key",)}
+# The path each SDK calls (a regex): google-genai 2.x calls /v1beta/, 3.x /v1/ (both are Gemini's API).
 PATH = {"openai": "/v1/chat/completions", "anthropic": "/v1/messages",
-        "google-genai": "/v1beta/models/demo-gemini:generateContent"}
-STREAM_PATH = {**PATH, "google-genai": "/v1beta/models/demo-gemini:streamGenerateContent"}
+        "google-genai": r"/v1(?:beta)?/models/demo-gemini:generateContent"}
+STREAM_PATH = {**PATH, "google-genai": r"/v1(?:beta)?/models/demo-gemini:streamGenerateContent"}
 
 
 # ====================================================================== the gate and the upstream
@@ -94,30 +104,65 @@ def gate_with_upstream_key(demo, tmp_path_factory):
 
 # ====================================================================== the three SDKs, one shape
 
+class Sent(NamedTuple):
+    """A request as the SDK put it on the wire (seen by a request hook of its own HTTP client)."""
+
+    path: str  # without the query string
+    keys: dict[str, str]  # the key headers it carried: the gate's spelling -> value
+    spelled: dict[str, str]  # the same headers: the gate's spelling -> the SDK's spelling
+
+
 class Client:
-    """One SDK's client pointed at `url`: ask() and ask_stream() make the same call with each SDK."""
+    """One SDK's client pointed at `url`: ask() and ask_stream() make the same call with each SDK.
+    `sent` records every request the SDK sends, as it sends it."""
 
     def __init__(self, sdk: str, url: str, key: str = KEY, no_key: bool = False) -> None:
         self.sdk = sdk
+        self.key = key
+        self.sent: list[Sent] = []
         self.call: dict = {}  # per-call options
-        opts: dict = {}
+        hooks = [self._record]
         if sdk == "openai":
             if no_key:  # the SDKs refuse an empty key; an explicitly omitted header is allowed
-                self.call = {"extra_headers": {"Authorization": openai.Omit()}}
-            self.c = openai.OpenAI(base_url=f"{url}/v1", api_key=key, max_retries=0, timeout=TIMEOUT)
+                self.call = {"extra_headers": {default_key_header(sdk)[1]: openai.Omit()}}
+            self.c = openai.OpenAI(base_url=f"{url}/v1", api_key=key, max_retries=0, timeout=TIMEOUT,
+                                   http_client=openai.DefaultHttpxClient(event_hooks={"request": hooks}))
         elif sdk == "anthropic":
-            if no_key:
-                self.call = {"extra_headers": {"X-Api-Key": anthropic.Omit()}}
-            self.c = anthropic.Anthropic(base_url=url, api_key=key, max_retries=0, timeout=TIMEOUT)
+            if no_key:  # X-Api-Key (0.x) or Authorization (2.x): whichever it sends, as it spells it
+                self.call = {"extra_headers": {default_key_header(sdk)[1]: anthropic.Omit()}}
+            self.c = anthropic.Anthropic(base_url=url, api_key=key, max_retries=0, timeout=TIMEOUT,
+                                         http_client=anthropic.DefaultHttpxClient(event_hooks={"request": hooks}))
         else:
-            if no_key:  # google-genai always sends its key: an httpx request hook takes it off
+            if no_key:  # google-genai always sends its key: a request hook takes it off, before _record
                 def drop(request):
-                    del request.headers["x-goog-api-key"]
+                    for name in KEY_HEADERS:
+                        request.headers.pop(name, None)
 
-                opts = {"client_args": {"event_hooks": {"request": [drop]}}}
+                hooks.insert(0, drop)
             self.c = genai.Client(api_key=key, http_options=genai_types.HttpOptions(
                 base_url=url, timeout=int(TIMEOUT * 1000), retry_options=genai_types.HttpRetryOptions(attempts=1),
-                **opts))
+                client_args={"event_hooks": {"request": hooks}}))
+
+    def _record(self, request) -> None:
+        keys, spelled = {}, {}
+        for raw_name, raw_value in request.headers.raw:
+            as_sent = raw_name.decode("latin-1")
+            name = next((h for h in KEY_HEADERS if h.lower() == as_sent.lower()), None)
+            if name and name not in keys:
+                keys[name], spelled[name] = raw_value.decode("latin-1"), as_sent
+        self.sent.append(Sent(request.url.path, keys, spelled))
+
+    def key_header(self) -> str:
+        """The key header of the SDK's last request, in the gate's spelling. The SDK sends exactly
+        one, one it is known to send, carrying the client's key."""
+        assert self.sent, f"{self.sdk} sent no request"
+        keys = self.sent[-1].keys
+        assert len(keys) == 1, f"{self.sdk} sent key headers {sorted(keys)}"
+        (header, value), = keys.items()
+        assert header in SDK_KEY_HEADERS[self.sdk], f"{self.sdk} sent its key in {header}"
+        assert value == (f"Bearer {self.key}" if header == "Authorization" else self.key), \
+            f"{self.sdk} sent {header} in an unexpected form"
+        return header
 
     def ask(self, prompt: str = "Hello through the gate") -> str:
         """One non-streaming call; the answer's text."""
@@ -172,6 +217,19 @@ class Client:
         return [m.id for m in self.c.models.list()]
 
 
+@functools.cache
+def default_key_header(sdk: str) -> tuple[str, str]:
+    """The key header the installed SDK sends by default: (the gate's spelling, the SDK's own).
+    Read off a real request of it, sent to a closed port so that nothing answers."""
+    client = Client(sdk, f"http://127.0.0.1:{closed_port()}")
+    try:
+        client.ask()
+    except Exception:  # the SDK's connection error: the request was built and sent all the same
+        pass
+    header = client.key_header()
+    return header, client.sent[-1].spelled[header]
+
+
 AUTH_ERROR = {"openai": openai.AuthenticationError, "anthropic": anthropic.AuthenticationError,
               "google-genai": genai_errors.ClientError}
 
@@ -205,9 +263,13 @@ def fp(key: str) -> str:
 
 @pytest.mark.parametrize("sdk", SDKS)
 def test_right_key_gets_a_real_answer_and_the_key_stays_at_the_gate(sdk, gate):
-    text = Client(sdk, gate.url).ask("Hello through the gate")
-    assert text.startswith(f"demo upstream received POST {PATH[sdk]};"), text
+    client = Client(sdk, gate.url)
+    text = client.ask("Hello through the gate")
+    sent = client.sent[-1]
+    assert re.fullmatch(PATH[sdk], sent.path), sent.path
+    assert text.startswith(f"demo upstream received POST {sent.path};"), text
     # The SDK sent its key header; the gate took it off before forwarding.
+    client.key_header()
     assert "key headers: none (Authorization, x-api-key, x-goog-api-key absent)" in text, text
     assert KEY not in text and fp(KEY) not in text
     assert "You said: Hello through the gate" in text
@@ -215,8 +277,12 @@ def test_right_key_gets_a_real_answer_and_the_key_stays_at_the_gate(sdk, gate):
 
 @pytest.mark.parametrize("sdk", SDKS)
 def test_right_key_streams_unbuffered(sdk, gate, demo):
-    text, sid, first, events = Client(sdk, gate.url).ask_stream()
-    assert text.startswith(f"demo upstream received POST {STREAM_PATH[sdk]};"), text
+    client = Client(sdk, gate.url)
+    text, sid, first, events = client.ask_stream()
+    sent = client.sent[-1]
+    assert re.fullmatch(STREAM_PATH[sdk], sent.path), sent.path
+    assert text.startswith(f"demo upstream received POST {sent.path};"), text
+    client.key_header()
     assert "key headers: none (Authorization, x-api-key, x-goog-api-key absent)" in text, text
     assert "You said: Stream through the gate" in text
     rec = demo.stream_record(sid)
@@ -248,18 +314,21 @@ def test_model_lists_through_the_gate(gate):
 @pytest.mark.parametrize("sdk", SDKS)
 def test_sdk_default_key_header_straight_to_the_upstream(sdk, demo):
     """Without the gate, the upstream sees exactly which key header the SDK sends by default."""
-    text = Client(sdk, demo.url).ask()
-    header = DEFAULT_HEADER[sdk]
+    client = Client(sdk, demo.url)
+    text = client.ask()
+    header = client.key_header()  # what the SDK put on the wire: one key header, the key in it
+    assert header == default_key_header(sdk)[0]
     shown = f"Bearer {fp(KEY)}" if header == "Authorization" else fp(KEY)
-    others = ", ".join(h for h in ("Authorization", "x-api-key", "x-goog-api-key") if h != header)
+    others = ", ".join(h for h in KEY_HEADERS if h != header)
     assert f"key headers: {header} present: {shown}; absent: {others}." in text, text
     assert KEY not in text
 
 
 @pytest.mark.parametrize("sdk", SDKS)
 def test_wrong_key_raises_the_sdks_auth_error_naming_the_header(sdk, gate):
-    exc, message = expect_auth_error(sdk, Client(sdk, gate.url, key=WRONG_KEY).ask)
-    header = DEFAULT_HEADER[sdk]
+    client = Client(sdk, gate.url, key=WRONG_KEY)
+    exc, message = expect_auth_error(sdk, client.ask)
+    header = client.key_header()  # the one the SDK sent by default, the wrong key in it
     body = gate_body(sdk, exc)
     # The header the SDK sends by default is the one the gate read, and the only one sent.
     assert body["auth_gate"]["winner"] == header
@@ -274,7 +343,9 @@ def test_wrong_key_raises_the_sdks_auth_error_naming_the_header(sdk, gate):
 
 @pytest.mark.parametrize("sdk", SDKS)
 def test_missing_key_raises_the_sdks_auth_error_with_the_fix(sdk, gate):
-    exc, message = expect_auth_error(sdk, Client(sdk, gate.url, no_key=True).ask)
+    client = Client(sdk, gate.url, no_key=True)
+    exc, message = expect_auth_error(sdk, client.ask)
+    assert client.sent[-1].keys == {}, client.sent[-1]  # the request went without any key header
     body = gate_body(sdk, exc)
     assert body["auth_gate"]["winner"] is None and body["auth_gate"]["reason"] == "missing"
     assert "No Authorization, x-api-key or x-goog-api-key header was sent." in message
@@ -297,8 +368,9 @@ def test_401_speaks_the_sdks_dialect(sdk, gate):
 
 @pytest.mark.parametrize("sdk", SDKS)
 def test_wrong_key_on_a_stream_raises_the_auth_error(sdk, gate):
-    exc, message = expect_auth_error(sdk, Client(sdk, gate.url, key=WRONG_KEY).ask_stream)
-    assert gate_body(sdk, exc)["auth_gate"]["winner"] == DEFAULT_HEADER[sdk]
+    client = Client(sdk, gate.url, key=WRONG_KEY)
+    exc, message = expect_auth_error(sdk, client.ask_stream)
+    assert gate_body(sdk, exc)["auth_gate"]["winner"] == client.key_header()
     assert "Fix:" in message
 
 

@@ -9,6 +9,7 @@ Every text here is built from the decision record; none holds a full key.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import NamedTuple
 
@@ -19,6 +20,9 @@ LANGUAGES = ("en", "fr", "es", "ja", "zh-TW")
 # The original's log line, word for word: the FAQ tells people to look for it.
 EMPTY_KEY_LOG = "Proxy auth is enabled but api_key is empty; denying request"
 _LOCALES = Path(__file__).with_name("locales")
+# Gemini's API: /v1beta/..., or a model method on any version (google-genai 3.x calls
+# /v1/models/{model}:generateContent); no other API puts a colon there.
+_GEMINI_PATH = re.compile(r"/v1beta/|/v1\w*/models/[^/?]+:")
 
 
 class Reason(NamedTuple):
@@ -166,11 +170,12 @@ def message(d: Decision, lang: str = "en") -> str:
 
 
 def dialect(winner: str | None, path: str) -> str:
-    """Answer in the error shape the client's SDK parses: its key header says
-    which SDK it is, or else the API path does."""
-    if winner == "x-api-key" or (winner is None and path.startswith("/v1/messages")):
+    """Answer in the error shape the client's SDK parses: x-api-key says Anthropic's,
+    x-goog-api-key Google's. Authorization says no SDK (OpenAI's sends it, and so does
+    anthropic 2.x by default), so then, as with no key header, the API path does."""
+    if winner == "x-api-key" or (winner in (None, "Authorization") and path.startswith("/v1/messages")):
         return "anthropic"
-    if winner == "x-goog-api-key" or (winner is None and path.startswith("/v1beta/")):
+    if winner == "x-goog-api-key" or (winner in (None, "Authorization") and _GEMINI_PATH.match(path)):
         return "google"
     return "openai"
 
