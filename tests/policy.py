@@ -11,3 +11,4 @@ class Policy:
     allow_lan_access: bool = False
     api_key: str = KEY
     profile: str = "faq"
+    admin_password: str | None = None  # read by profile v4 only

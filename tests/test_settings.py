@@ -204,3 +204,158 @@ def test_upstream_timeout_errors_name_the_field_and_the_fix(value):
         parse_config(GOOD + f"  timeout: {value}\n", "c.yaml")
     assert e.value.field == "upstream.timeout"
     assert "above 0 and below 600" in e.value.fix
+
+
+# ---- profile v4: admin_password, version, tokens:, headless: true
+
+V4 = "proxy:\n  auth_mode: strict\n  api_key: sk-abc\n  profile: v4\n"
+
+
+def test_v4_fields_parse_and_merge():
+    cfg = parse_config(V4 + '  admin_password: "open sesame"\n  version: "4.5.7"\n', "c.yaml")
+    assert (cfg.admin_password, cfg.version) == ("open sesame", "4.5.7")
+    s = merge(cfg, Overrides(), "c.yaml")
+    assert (s.admin_password, s.version, s.tokens, s.headless) == ("open sesame", "4.5.7", (), False)
+    s = merge(cfg, Overrides(admin_password="", version="4.0.0"), "c.yaml")
+    assert (s.admin_password, s.version, s.overridden) == ("", "4.0.0", ("admin_password", "version"))
+    plain = merge(parse_config(V4, "c.yaml"), Overrides(), "c.yaml")
+    assert (plain.admin_password, plain.version) == (None, "4.5.8")  # the health answer's default
+
+
+@pytest.mark.parametrize("line, field, words", [
+    ("  admin_password: 1234\n", "proxy.admin_password", "quote the password"),
+    ('  admin_password: " padded"\n', "proxy.admin_password", "spaces only inside"),
+    ('  admin_password: "caf\u00e9"\n', "proxy.admin_password", "visible ASCII"),
+    ("  version: 4.5\n", "proxy.version", 'quote it, e.g. version: "4.5.8"'),
+    ('  version: "4 5"\n', "proxy.version", "quote it"),
+])
+def test_v4_field_errors(line, field, words):
+    with pytest.raises(ConfigError) as e:
+        parse_config(V4 + line, "c.yaml")
+    assert e.value.field == field and words in str(e.value)
+    assert "1234" not in str(e.value) and "padded" not in str(e.value)  # a password is never echoed
+
+
+def test_tokens_list_becomes_user_token_rows():
+    cfg = parse_config(V4 + """tokens:
+  - token: sk-user-1
+    username: alice
+    expires_type: day
+    expires_at: 1767225600
+    max_ips: 2
+    curfew_start: "22:00"
+    curfew_end: "06:00"
+    enabled: false
+    bound_ips: ["10.0.0.1", "10.0.0.1", "10.0.0.2"]
+  - token: sk-user-2
+""", "c.yaml")
+    alice, second = cfg.tokens
+    assert (alice.token, alice.username, alice.expires_type, alice.expires_at, alice.max_ips, alice.curfew_start,
+            alice.curfew_end, alice.enabled, alice.bound_ips) == (
+        "sk-user-1", "alice", "day", 1767225600, 2, "22:00", "06:00", False, ("10.0.0.1", "10.0.0.2"))
+    assert (second.username, second.expires_type, second.expires_at, second.max_ips, second.enabled) == (
+        "tokens[1]", "never", None, 0, True)  # the app's defaults (utdb init clean-up: never, 0, enabled)
+    assert alice.id.startswith("cfg-") and "sk-user-1" not in alice.id  # stable, and not the token
+    assert merge(cfg, Overrides(), "c.yaml").tokens == cfg.tokens
+
+
+@pytest.mark.parametrize("tokens, field, words", [
+    ("tokens: sk-x\n", "tokens", "`- token: sk-user-1`"),
+    ("tokens:\n  - sk-x\n", "tokens[0]", "is not a mapping"),
+    ("tokens:\n  - username: a\n", "tokens[0].token", "is missing"),
+    ("tokens:\n  - token: sk a\n", "tokens[0].token", "without spaces"),
+    ("tokens:\n  - token: sk-a\n  - token: sk-a\n", "tokens[1].token", "UNIQUE"),
+    ("tokens:\n  - token: sk-a\n    expiry: 1\n", "tokens[0].expiry", "fields of a token are"),
+    ("tokens:\n  - token: sk-a\n    expires_type: yearly\n", "tokens[0].expires_type", "never, day, week"),
+    ("tokens:\n  - token: sk-a\n    expires_at: 2026-01-01\n", "tokens[0].expires_at", "Unix seconds"),
+    ("tokens:\n  - token: sk-a\n    max_ips: -1\n", "tokens[0].max_ips", "0 for no limit"),
+    ("tokens:\n  - token: sk-a\n    curfew_start: 22:00\n", "tokens[0].curfew_start", 'quote the time'),
+    ("tokens:\n  - token: sk-a\n    curfew_end: noon\n", "tokens[0].curfew_end", "HH:MM"),
+    ("tokens:\n  - token: sk-a\n    enabled: yes please\n", "tokens[0].enabled", "true or false"),
+    ("tokens:\n  - token: sk-a\n    bound_ips: 10.0.0.1\n", "tokens[0].bound_ips", "list of IP"),
+    ("headless: maybe\n", "headless", "true or false"),
+])
+def test_tokens_and_headless_errors_name_the_field(tokens, field, words):
+    with pytest.raises(ConfigError) as e:
+        parse_config(V4 + tokens, "c.yaml")
+    assert e.value.field == field and words in str(e.value), str(e.value)
+    assert str(e.value).startswith(f"c.yaml: {field}: ")
+
+
+def test_an_unquoted_curfew_says_why():
+    # YAML 1.1 reads 22:00 as sexagesimal 1320: the message says so
+    with pytest.raises(ConfigError, match="1320 is a number"):
+        parse_config(V4 + "tokens:\n  - token: sk-a\n    curfew_start: 22:00\n", "c.yaml")
+
+
+HEADLESS = "proxy:\n  auth_mode: {mode}\n  api_key: sk-file\n  profile: v4\nheadless: true\n"
+
+
+@pytest.mark.parametrize("mode, env, expected", [
+    # lib.rs:260-268, 272-276, 280-290, 294-304, 308-328, in that order
+    ("auto", {}, {"allow_lan_access": True, "auth_mode": "all_except_health", "api_key": "sk-file",
+                  "admin_password": None}),
+    ("off", {}, {"auth_mode": "all_except_health"}),
+    ("strict", {}, {"auth_mode": "strict"}),
+    ("auto", {"ABV_BIND_LOCAL_ONLY": "TRUE"}, {"allow_lan_access": False}),
+    ("auto", {"ABV_BIND_LOCAL_ONLY": "on"}, {"allow_lan_access": False}),
+    ("auto", {"ABV_BIND_LOCAL_ONLY": " 1"}, {"allow_lan_access": True}),  # not trimmed
+    ("auto", {"ABV_BIND_LOCAL_ONLY": "no"}, {"allow_lan_access": True}),
+    ("auto", {"ABV_API_KEY": "sk-env"}, {"api_key": "sk-env"}),
+    ("auto", {"API_KEY": "sk-env2"}, {"api_key": "sk-env2"}),
+    ("auto", {"ABV_API_KEY": "sk-env", "API_KEY": "sk-env2"}, {"api_key": "sk-env"}),
+    ("auto", {"ABV_API_KEY": "", "API_KEY": "sk-env2"}, {"api_key": "sk-file"}),  # an empty ABV_ masks (Q20)
+    ("auto", {"ABV_API_KEY": "   "}, {"api_key": "sk-file"}),  # blank: not applied
+    ("auto", {"WEB_PASSWORD": "pw pw"}, {"admin_password": "pw pw"}),
+    ("auto", {"ABV_WEB_PASSWORD": "pw1", "WEB_PASSWORD": "pw2"}, {"admin_password": "pw1"}),
+    ("auto", {"ABV_AUTH_MODE": "OFF"}, {"auth_mode": "off"}),  # after the force: it can undo it
+    ("strict", {"AUTH_MODE": "auto", "ABV_BIND_LOCAL_ONLY": "yes"}, {"auth_mode": "auto", "allow_lan_access": False}),
+    ("strict", {"ABV_AUTH_MODE": "bogus"}, {"auth_mode": "strict"}),
+    ("auto", {"ABV_AUTH_MODE": " strict"}, {"auth_mode": "all_except_health"}),  # not trimmed: invalid
+])
+def test_headless_start_overrides_in_the_originals_order(mode, env, expected):
+    cfg = parse_config(HEADLESS.format(mode=mode), "c.yaml", environ=env)
+    for name, value in expected.items():
+        assert getattr(cfg, name) == value, name
+    assert cfg.headless
+
+
+def test_headless_log_lines_are_the_originals():
+    cfg = parse_config(HEADLESS.format(mode="auto"), "c.yaml",
+                       environ={"ABV_API_KEY": "sk-env", "WEB_PASSWORD": "pw", "AUTH_MODE": "strict"})
+    assert cfg.startup_log == (
+        ("info", "Headless mode: Forcing auth_mode to AllExceptHealth for Web UI security"),
+        ("info", "Using API Key from environment variable"),
+        ("info", "Using Web UI Password from environment variable"),
+        ("info", "Using Auth Mode from environment variable: Strict"),
+        ("info", "\U0001f511 Current API Key: set"),
+        ("info", "\U0001f510 Web UI Password: set"),
+    )
+    cfg = parse_config(HEADLESS.format(mode="strict"), "c.yaml", environ={"ABV_AUTH_MODE": "nope"})
+    assert ("warn", "Invalid AUTH_MODE: nope, ignoring") in cfg.startup_log
+    assert cfg.startup_log[-1] == ("info", "\U0001f510 Web UI Password: (Same as API Key)")
+    assert merge(cfg, Overrides(), "c.yaml").startup_log == cfg.startup_log
+
+
+def test_headless_env_values_are_checked_and_never_echoed():
+    with pytest.raises(ConfigError) as e:
+        parse_config(HEADLESS.format(mode="auto"), "c.yaml", environ={"ABV_API_KEY": "sk secret value"})
+    assert e.value.field == "ABV_API_KEY" and "headless" in e.value.source and "secret" not in str(e.value)
+    with pytest.raises(ConfigError) as e:
+        parse_config(HEADLESS.format(mode="auto"), "c.yaml", environ={"WEB_PASSWORD": "pw\u00e9"})
+    assert e.value.field == "WEB_PASSWORD"
+
+
+def test_headless_options_still_win_and_nothing_is_written(tmp_path):
+    path = tmp_path / "config.yaml"
+    path.write_text(HEADLESS.format(mode="auto"))
+    before = path.read_bytes()
+    cfg = parse_config(path.read_text(), str(path), environ={"ABV_API_KEY": "sk-env"})
+    s = merge(cfg, Overrides(auth_mode="strict", api_key="sk-opt"), str(path))
+    assert (s.auth_mode, s.api_key, s.allow_lan_access, s.listen_host) == ("strict", "sk-opt", True, "0.0.0.0")
+    assert path.read_bytes() == before
+
+
+def test_without_headless_the_environment_is_not_read():
+    cfg = parse_config(V4, "c.yaml", environ={"ABV_API_KEY": "sk-env", "ABV_AUTH_MODE": "off"})
+    assert (cfg.api_key, cfg.auth_mode, cfg.startup_log) == ("sk-abc", "strict", ())

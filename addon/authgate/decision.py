@@ -5,6 +5,10 @@ OPTIONS bypass, effective mode (auto through allow_lan_access), the /healthz
 exemption, denial when api_key is empty, then the key read from the first
 present header among Authorization, x-api-key, x-goog-api-key.
 
+That is `profile: faq`. `profile: v4` is v4.5.8 rule for rule (admin routes,
+admin_password, user tokens, /internal/, 403 and 500): see v4.py; decide()
+hands such policies over to it, with the user-token store and the time.
+
 No mitmproxy import: plain values in, a frozen record out, so it is
 table-tested row by row and costs microseconds per request.
 """
@@ -17,10 +21,9 @@ from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
 MODES = ("off", "strict", "all_except_health", "auto")
-# faq: the behaviour the FAQ describes. v4: newer releases of the original
-# (/health exempt too, /internal/* open, a wrong key gets 403).
+# faq: the behaviour the FAQ describes. v4: v4.5.8 exactly (v4.py).
 PROFILES = ("faq", "v4")
-HEALTH_PATHS = {"faq": ("/healthz",), "v4": ("/healthz", "/health")}
+HEALTH_PATHS = {"faq": ("/healthz",), "v4": ("/healthz", "/health")}  # v4: the proxy routes' own
 
 # Priority order of the key headers; names as the FAQ writes them.
 KEY_HEADERS = ("Authorization", "x-api-key", "x-goog-api-key")
@@ -39,6 +42,7 @@ class Policy(Protocol):
     allow_lan_access: bool
     api_key: str
     profile: str  # one of PROFILES
+    # v4 reads also admin_password (str or None), with getattr: a faq policy needs only the above.
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +50,26 @@ class RequestView:
     method: str
     path: str  # origin-form request target, query string included
     headers: tuple[tuple[bytes, bytes], ...]  # raw (name, value) pairs in wire order
+
+
+class V4Facts(NamedTuple):
+    """What a profile v4 decision knows besides the faq record (see v4.py)."""
+
+    surface: str  # "proxy" (proxy routes and the fallback) or "admin" (/api/<admin route>)
+    # The user-token verdict: tagged (off mode), ok, unknown, expired, ip_limit,
+    # curfew, store_error, vanished (gone at the second lookup); None: not consulted.
+    token: str | None = None
+    token_id: str | None = None
+    token_user: str | None = None
+    client_ip: str | None = None  # the IP the original uses for the token (headers, never the peer)
+    # (token id, client IP): the IP binding the original records once the
+    # response is built, whatever its status (monitor.rs); the adapter calls
+    # the store's record() then.
+    bind: tuple[str, str] | None = None
+    rejection: str | None = None  # the original's 403 message, word for word
+    log: tuple[str, str] | None = None  # (level, line): what the original logs for this request
+    notes: tuple[str, ...] = ()  # quirks and differences the explanation points out
+    credential: str | None = None  # what the key was compared with: "api_key" or "admin_password"
 
 
 class Decision(NamedTuple):  # immutable, and cheap to build on every request
@@ -62,7 +86,10 @@ class Decision(NamedTuple):  # immutable, and cheap to build on every request
     auth_required: bool
     # reason code: preflight, auth_off, health_exempt, internal_exempt, key_ok, empty_api_key,
     # missing, non_ascii, empty_value, bearer_no_space, bearer_lowercase,
-    # bearer_extra_space, mismatch
+    # bearer_extra_space, mismatch; v4 also: health_paths_exempt, empty_key_accepted,
+    # token_ok, token_expired, token_ip_limit, token_curfew, token_store_error,
+    # token_vanished, admin_health, admin_key_ok, admin_password_ok,
+    # admin_empty_credentials, admin_password_mismatch, admin_api_key_refused
     reason: str
     winner: str | None  # the key header that was read, None when none was usable
     # How the winner's value became the key: "bearer" (prefix stripped),
@@ -73,6 +100,19 @@ class Decision(NamedTuple):  # immutable, and cheap to build on every request
     # An ignored header that holds the right key: the FAQ's priority pitfall.
     shadowed: str | None
     presented: bytes | None  # the key read from the winner; never log it whole
+    # Profile v4's facts (V4Decision sets them on its instances): class
+    # defaults here, so a faq decision stays the 13-tuple it always was and
+    # costs nothing more to build. See V4Facts for what each one means.
+    surface = None
+    token = None
+    token_id = None
+    token_user = None
+    client_ip = None
+    bind = None
+    rejection = None
+    log = None
+    notes = ()
+    credential = None
 
     @property
     def ignored(self) -> tuple[str, ...]:
@@ -81,6 +121,30 @@ class Decision(NamedTuple):  # immutable, and cheap to build on every request
     @property
     def skipped(self) -> tuple[str, ...]:
         return tuple(name for name, state in self.headers if state == "non_ascii")
+
+
+class V4Decision(Decision):
+    """A profile v4 decision: the 13-field record, and V4Facts as attributes
+    (frozen too). Equality and unpacking are the record's; copy, pickle and
+    _replace keep the facts."""
+
+    def __new__(cls, *record, facts: V4Facts | None = None):
+        d = super().__new__(cls, *record)
+        if facts is not None:
+            d.__dict__.update(facts._asdict())
+        return d
+
+    def __setattr__(self, name, value):
+        raise AttributeError(f"a decision is frozen ({name})")
+
+    def _replace(self, **changes):
+        facts = {name: changes.pop(name) for name in list(changes) if name in V4Facts._fields}
+        new = V4Decision(*super()._replace(**changes), facts=V4Facts(**{**self.__dict__, **facts}))
+        return new
+
+    @property
+    def v4(self) -> V4Facts:
+        return V4Facts(**self.__dict__)
 
 
 def effective_mode(auth_mode: str, allow_lan_access: bool) -> str:
@@ -155,10 +219,15 @@ def _failure_reason(key: bytes, form: str) -> str:
     return "mismatch"
 
 
-def decide(view: RequestView, policy: Policy) -> Decision:
+def decide(view: RequestView, policy: Policy, tokens=None, now: float | None = None) -> Decision:
+    """The decision for one request. `tokens` (a tokens.TokenStore) and `now`
+    (Unix seconds, for token expiry and curfew; the clock when None) are read
+    by profile v4 only; without a store no user token exists."""
+    profile = policy.profile
+    if profile == "v4":
+        return _v4.decide(view, policy, tokens, now)
     mode = policy.auth_mode
     lan = policy.allow_lan_access
-    profile = policy.profile
     effective = effective_mode(mode, lan)
 
     # CORS preflight passes whatever the mode, before anything else.
@@ -169,16 +238,13 @@ def decide(view: RequestView, policy: Policy) -> Decision:
         reason = "auth_off"
     elif effective == "all_except_health" and route != "upstream":
         reason = "health_exempt"
-    elif profile == "v4" and view.path.startswith("/internal/"):
-        reason = "internal_exempt"
     else:
-        return _check_key(view, policy, route, mode, effective, lan, profile)
+        return _check_key(view, policy, route, mode, effective, lan)
     return Decision(True, route, _ROUTE_STATUS[route], mode, effective, lan, False, reason,
                     None, None, (), None, None)
 
 
-def _check_key(view: RequestView, policy: Policy, route: str, mode: str, effective: str, lan: bool,
-               profile: str) -> Decision:
+def _check_key(view: RequestView, policy: Policy, route: str, mode: str, effective: str, lan: bool) -> Decision:
     """Auth is required: read the key from the first usable header and compare."""
     found = _first_values(view.headers)
     winner, key, form, states = _read_key(found)
@@ -198,12 +264,14 @@ def _check_key(view: RequestView, policy: Policy, route: str, mode: str, effecti
             if state == "ignored" and _matches(found[name], expected):
                 shadowed = name
                 break
-    # v4 answers a presented but wrong key with 403; a missing one stays 401.
-    status = 403 if profile == "v4" and winner is not None and reason != "empty_api_key" else 401
-    return Decision(False, "denied", status, mode, effective, lan, True, reason,
+    return Decision(False, "denied", 401, mode, effective, lan, True, reason,
                     winner, form, states, shadowed, key)
 
 
 def _matches(presented: bytes, expected: bytes) -> bool:
     # Constant time: the comparison must not tell an attacker how much matched.
     return hmac.compare_digest(presented, expected)
+
+
+# Last: v4.py reads the helpers above (its import of this module finds them defined).
+from . import v4 as _v4  # noqa: E402

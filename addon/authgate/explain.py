@@ -3,6 +3,9 @@
 The FAQ's pitfalls table, turned into data: `locales/<lang>.json` holds, per
 reason code, a short label (for the comment column), why it happened and how
 to fix it, plus the phrases around them, in the FAQ's five languages.
+Profile v4 adds its reason codes (admin routes, user tokens) and notes: the
+original's quirks and the gate's one deliberate difference, pointed out
+where they apply (`note_<code>` phrases).
 Every text here is built from the decision record; none holds a full key.
 """
 
@@ -13,12 +16,13 @@ import re
 from pathlib import Path
 from typing import NamedTuple
 
+from . import v4
 from .decision import Decision
 from .settings import fingerprint
 
 LANGUAGES = ("en", "fr", "es", "ja", "zh-TW")
 # The original's log line, word for word: the FAQ tells people to look for it.
-EMPTY_KEY_LOG = "Proxy auth is enabled but api_key is empty; denying request"
+EMPTY_KEY_LOG = v4.EMPTY_KEY_LOG
 _LOCALES = Path(__file__).with_name("locales")
 # Gemini's API: /v1beta/..., or a model method on any version (google-genai 3.x calls
 # /v1/models/{model}:generateContent); no other API puts a colon there.
@@ -120,13 +124,21 @@ def comment(d: Decision, lang: str = "en") -> str:
     """One line for mitmweb's comment column."""
     cat = _cat(lang)
     p = cat.phrases
-    parts = [status_token(d, lang), p["preflight"] if d.route == "preflight" else d.effective_mode]
+    if d.route == "preflight":
+        where = p["preflight"]
+    else:
+        where = p["admin"] if d.surface == "admin" else d.effective_mode
+    parts = [status_token(d, lang), where]
     if d.auth_required:
         parts.append(header_part(d, lang))
     label = cat.reasons[d.reason].label
     if d.reason == "auth_off" and d.configured_mode == "auto":
         label += " " + p["auto_off_label"]
     parts.append(label)
+    if d.token == "unknown":
+        parts.append(p["token_unknown_label"])
+    elif d.token == "tagged":
+        parts.append(p["tagged_label"].format(user=d.token_user))
     if d.shadowed:
         parts.append(p["shadowed_label"].format(name=d.shadowed))
     return " · ".join(parts)
@@ -134,7 +146,14 @@ def comment(d: Decision, lang: str = "en") -> str:
 
 def _fill(text: str, d: Decision, lang: str) -> str:
     return text.format(winner=d.winner or _cat(lang).phrases["no_key_header"],
-                       skipped=", ".join(d.skipped) or _cat(lang).phrases["some_header"])
+                       skipped=", ".join(d.skipped) or _cat(lang).phrases["some_header"],
+                       user=d.token_user or "?", ip=d.client_ip or v4.NO_CLIENT_IP)
+
+
+def notes(d: Decision, lang: str = "en") -> list[str]:
+    """The quirks and differences that apply to this decision (v4), in words."""
+    p = _cat(lang).phrases
+    return [_fill(p["note_" + code], d, lang) for code in d.notes]
 
 
 def _fix(d: Decision, lang: str) -> str:
@@ -148,11 +167,13 @@ def message(d: Decision, lang: str = "en") -> str:
     """The 401 body's message: what was read, why it failed, the fix."""
     cat = _cat(lang)
     p = cat.phrases
-    if d.configured_mode != d.effective_mode:
+    if d.surface == "admin":
+        out = [p["denied_admin"]]
+    elif d.configured_mode != d.effective_mode:
         out = [p["denied_auto"].format(mode=d.effective_mode, why=mode_why(d.configured_mode, d.allow_lan_access, lang))]
     else:
         out = [p["denied"].format(mode=d.effective_mode)]
-    if d.reason != "empty_api_key":
+    if d.reason not in ("empty_api_key", "admin_empty_credentials"):
         out.append(p["header_read"].format(part=header_part(d, lang)))
     out.append(_fill(cat.reasons[d.reason].why, d, lang))
     if d.key_form == "whole" and d.reason == "mismatch":
@@ -163,8 +184,9 @@ def message(d: Decision, lang: str = "en") -> str:
         out.append(p["shadowed"].format(shadowed=d.shadowed, winner=d.winner))
     elif d.ignored:
         out.append(p["not_read"].format(names=", ".join(d.ignored)))
+    out += notes(d, lang)
     out.append(p["fix"].format(fix=_fix(d, lang)))
-    if d.configured_mode == "auto":
+    if d.configured_mode == "auto" and d.surface != "admin":
         out.append(p["auto_hint"])
     return " ".join(out)
 
@@ -183,7 +205,7 @@ def dialect(winner: str | None, path: str) -> str:
 def detail(d: Decision, lang: str = "en") -> dict:
     """Structured form of the decision (flow.metadata["auth"], the 401 body)."""
     reason = _cat(lang).reasons[d.reason]
-    return {
+    out = {
         "outcome": "allow" if d.allowed else "deny",
         "route": d.route,
         "configured_mode": d.configured_mode,
@@ -201,6 +223,18 @@ def detail(d: Decision, lang: str = "en") -> dict:
         "fix": _fix(d, lang) or None,
         "presented": fingerprint(d.presented) if d.presented is not None else None,
     }
+    if d.surface is not None:  # profile v4 (a faq record keeps exactly the fields above)
+        out.update({
+            "surface": d.surface,
+            "credential": d.credential,
+            "token": d.token,
+            "token_user": d.token_user,
+            "client_ip": d.client_ip,
+            "original_message": d.rejection,
+            "notes": list(d.notes),
+            "notes_text": notes(d, lang),
+        })
+    return out
 
 
 def header_value(detail_: dict) -> str:
@@ -209,6 +243,10 @@ def header_value(detail_: dict) -> str:
              f"reason={detail_['reason']}")
     if detail_["shadowed"]:
         value += f"; shadowed={detail_['shadowed']}"
+    if detail_.get("surface") == "admin":
+        value += "; surface=admin"
+    if detail_.get("token"):
+        value += f"; token={detail_['token']}"
     if detail_.get("shadow"):
         value += f"; shadow={detail_.get('shadow_verdict', 'waiting')}"
     return value
@@ -218,6 +256,13 @@ def denial_body(d: Decision, path: str, lang: str = "en") -> bytes:
     return _error_body(dialect(d.winner, path), message(d, lang), detail(d, lang), status=401,
                        anthropic_type="authentication_error", google_status="UNAUTHENTICATED",
                        openai={"type": "invalid_request_error", "param": None, "code": "invalid_api_key"})
+
+
+def store_error_body(d: Decision, path: str, lang: str = "en") -> bytes:
+    """v4's 500 (the user-token store failed), explained: the original's body is empty."""
+    return _error_body(dialect(d.winner, path), message(d, lang), detail(d, lang), status=500,
+                       anthropic_type="api_error", google_status="INTERNAL",
+                       openai={"type": "server_error", "code": "token_store_error"})
 
 
 def upstream_error_body(detail_: dict, path: str, status: int, code: str, msg: str) -> bytes:
@@ -286,11 +331,16 @@ def trace(d: Decision, method: str, path: str, lang: str = "en") -> str:
     cat = _cat(lang)
     p = cat.phrases
     lines = [f"{method} {path}", p["trace_mode"].format(mode=d.effective_mode, why=mode_why(d.configured_mode, d.allow_lan_access, lang))]
+    if d.surface == "admin":
+        lines.append(p["trace_admin"].format(inner=v4.admin_path(path.partition("?")[0])))
     reason = cat.reasons[d.reason]
     if d.route == "preflight":
         lines.append(p["trace_preflight"])
     elif not d.auth_required:
         lines.append(_fill(reason.why, d, lang))
+        lines += ["  " + text for text in notes(d, lang)]
+        if d.bind:
+            lines.append("  " + p["trace_bind"].format(ip=d.bind[1], user=d.token_user))
     else:
         for name, state in d.headers:
             lines.append(f"  {name}: " + p[f"trace_{state}"])
@@ -298,10 +348,19 @@ def trace(d: Decision, method: str, path: str, lang: str = "en") -> str:
             lines.append("  " + p["trace_bearer_stripped" if d.key_form == "bearer" else "trace_bearer_missing"])
         if d.presented is not None:
             lines.append("  " + p["trace_key_read"].format(fingerprint=fingerprint(d.presented)))
+        if d.token is not None:
+            lines.append("  " + p["trace_client_ip"].format(ip=d.client_ip))
         lines.append(p["trace_result"].format(outcome=status_token(d, lang), label=reason.label,
                                               why=_fill(reason.why, d, lang)))
         if d.shadowed:
             lines.append("  " + p["trace_shadowed"].format(name=d.shadowed))
+        lines += ["  " + text for text in notes(d, lang)]
+        if d.rejection is not None:
+            lines.append("  " + p["trace_original"].format(status=d.status, message=d.rejection))
+        if d.log is not None:
+            lines.append("  " + p["trace_log"].format(line=d.log[1]))
+        if d.bind:
+            lines.append("  " + p["trace_bind"].format(ip=d.bind[1], user=d.token_user))
         if not d.allowed:
             lines.append(p["trace_fix"].format(fix=_fix(d, lang)))
     return "\n".join(lines)

@@ -6,6 +6,11 @@
 Flags read like curl's. The settings come from config.yaml (the repository's,
 or --config), with --mode, --lan/--no-lan, --key and --profile on top. The
 words are the ones the gate's 401 body uses. Nothing is written anywhere.
+
+With --profile v4 (v4.5.8): --admin-password, the user tokens of config.yaml's
+`tokens:` list or of the app's own database (--tokens-db, read-only), and
+--now for token expiry and curfew; X-Forwarded-For / X-Real-IP headers give
+the client IP, as in the original.
 """
 
 from __future__ import annotations
@@ -13,11 +18,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
+from datetime import datetime
 from pathlib import Path
 
-from . import explain
+from . import answers, explain
 from .decision import MODES, PROFILES, RequestView, decide
 from .settings import ConfigError, Overrides, fingerprint, merge, read_config
+from .tokens import MemoryTokenStore, SqliteTokenStore
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "config.yaml"
 
@@ -35,8 +42,28 @@ def parser() -> argparse.ArgumentParser:
     lan.add_argument("--no-lan", dest="lan", action="store_false", help="allow_lan_access: false")
     p.add_argument("--key", help="override proxy.api_key (use \"\" for an empty key)")
     p.add_argument("--profile", choices=PROFILES, help="override proxy.profile")
+    p.add_argument("--admin-password", help="v4: override proxy.admin_password (\"\" for none)")
+    p.add_argument("--tokens-db", metavar="PATH",
+                   help="v4: the app's user_tokens.db (read-only) instead of config.yaml's tokens: list")
+    p.add_argument("--now", type=parse_now, metavar="TIME",
+                   help="v4: the time for token expiry and curfew: Unix seconds or ISO 8601 (default: now)")
     p.add_argument("--lang", default="en", choices=explain.LANGUAGES, help="language of the explanation")
     return p
+
+
+def parse_now(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected Unix seconds or ISO 8601, e.g. "
+                                         "2026-12-01T23:30+08:00") from None
+    if when.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a time zone, e.g. +08:00 (Beijing time) or Z")
+    return when.timestamp()
 
 
 def parse_header(text: str) -> tuple[bytes, bytes]:
@@ -54,18 +81,27 @@ def run(argv: list[str]) -> str:
     headers = tuple(parse_header(h) for h in args.header)
     cfg = read_config(args.config)
     settings = merge(cfg, Overrides(auth_mode=args.mode, api_key=args.key, allow_lan_access=args.lan,
-                                    profile=args.profile), args.config)
+                                    profile=args.profile, admin_password=args.admin_password), args.config)
     notes = []
     ungenerated = args.key is None and cfg.api_key is None
     if ungenerated:
         notes.append(f"note: {args.config} has no api_key yet (the gate generates one at first start); "
                      "no presented key can match it")
         settings = dataclasses.replace(settings, api_key="\x00")  # a key no header can carry
-    d = decide(RequestView(args.request.upper(), args.path, headers), settings)
+    store = None
+    if settings.profile == "v4":
+        store = SqliteTokenStore(args.tokens_db) if args.tokens_db else MemoryTokenStore(settings.tokens)
+    d = decide(RequestView(args.request.upper(), args.path, headers), settings, store, args.now)
     lines = [explain.trace(d, args.request.upper(), args.path, args.lang), ""]
     lines.append(f"comment: {explain.comment(d, args.lang)}")
     if not d.allowed:
         lines.append(f"{d.status}: {explain.message(d, args.lang)}")
+        if settings.profile == "v4":
+            bare = answers.denial(d, args.path, args.lang, explained=False)
+            lines.append(f"the original's answer: {bare.status} " + (bare.body.decode() or "(empty body)"))
+    if settings.profile == "v4":
+        for level, line in settings.startup_log:
+            lines.append(f"headless start ({level}): {line}")
     lines.append(f"settings: {args.config}, api_key {fingerprint(None if ungenerated else settings.api_key)}")
     return "\n".join(lines + notes)
 

@@ -1,12 +1,20 @@
 """config.yaml and option overrides, turned into one immutable Settings snapshot.
 
 Nothing else reads YAML. Every problem raises ConfigError naming where the
-value came from (the file or an option), the field, what is wrong and the fix,
-so a bad edit can be reported in one line and the last good snapshot kept.
+value came from (the file, the environment or an option), the field, what is
+wrong and the fix, so a bad edit can be reported in one line and the last
+good snapshot kept.
+
+For `profile: v4` (v4.5.8) the file also holds `proxy.admin_password`,
+`proxy.version` (the health answer's), a `tokens:` list (user tokens, as the
+app's user_tokens rows, for teaching without the app) and `headless: true`
+(the app's headless start: its environment overrides, in its order). The
+app's own gui_config.json is read by appconfig.py.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import secrets
@@ -17,18 +25,27 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from . import tokens as _tokens
 from .decision import MODES, PROFILES, effective_mode
+from .v4 import VERSION as V4_VERSION
 
 DEFAULT_PORT = 8045
 DEFAULT_UPSTREAM = "http://127.0.0.1:8046"
 DEFAULT_UPSTREAM_TIMEOUT = 300.0  # seconds for the upstream's response headers, then a JSON 504
 IDLE_LIMIT = 600  # mitmproxy drops a connection idle this long (its TCP_TIMEOUT): a timeout must be below
 
-_PROXY_FIELDS = ("port", "allow_lan_access", "auth_mode", "api_key", "profile", "auth_enforce")
+_PROXY_FIELDS = ("port", "allow_lan_access", "auth_mode", "api_key", "profile", "auth_enforce",
+                 "admin_password", "version")
 _UPSTREAM_FIELDS = ("url", "headers", "timeout")
-_TOP_FIELDS = ("proxy", "upstream")
+_TOP_FIELDS = ("proxy", "upstream", "tokens", "headless")
+_TOKEN_FIELDS = ("token", "username", "description", "expires_type", "expires_at", "max_ips",
+                 "curfew_start", "curfew_end", "enabled", "bound_ips")
 # A key travels in a header: visible ASCII, no spaces.
 _KEY_RE = re.compile(r"[\x21-\x7e]*")
+# A password too, spaces allowed inside (a header value keeps them; it loses only its outer ones).
+_PASSWORD_RE = re.compile(r"([\x21-\x7e]([\x20-\x7e]*[\x21-\x7e])?)?")
+_VERSION_RE = re.compile(r"[0-9A-Za-z][0-9A-Za-z.+-]*")
+_HHMM_RE = re.compile(r"[0-9]{1,2}:[0-9]{2}")  # "9:00" is allowed: it shows the original's string comparison
 _HEADER_NAME_RE = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110 token
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -80,6 +97,12 @@ class FileConfig:
     profile: str = "faq"
     enforce: bool = True  # false: shadow mode, predict and forward everything unchanged
     upstream: Upstream = field(default_factory=lambda: parse_upstream(DEFAULT_UPSTREAM, "default", "upstream.url"))
+    admin_password: str | None = None  # v4: the admin routes' credential; None or "" = not set
+    version: str | None = None  # v4: the health answer's "version"; None = V4_VERSION
+    tokens: tuple[_tokens.TokenRow, ...] = ()  # v4: user tokens, as user_tokens rows
+    headless: bool = False  # the app's headless start: its environment overrides applied (apply_headless)
+    # What the original logs at a headless start, (level, line) in its order.
+    startup_log: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +117,12 @@ class Settings:
     enforce: bool = True
     # Which fields an option overrides, for auth.status and the reload log.
     overridden: tuple[str, ...] = ()
+    # ---- profile v4 (faq reads none of these)
+    admin_password: str | None = None
+    version: str = V4_VERSION  # v4's health answer: {"status":"ok","version":...}
+    tokens: tuple[_tokens.TokenRow, ...] = ()  # config.yaml's tokens: (see tokens.MemoryTokenStore)
+    headless: bool = False
+    startup_log: tuple[tuple[str, str], ...] = ()
 
     @property
     def effective_mode(self) -> str:
@@ -150,7 +179,7 @@ def check_mode(value, source: str, name: str) -> str:
 def check_profile(value, source: str, name: str) -> str:
     if value not in PROFILES:
         raise ConfigError(source, name, f"{_shown(value)} is not a profile",
-                          "use faq (the behaviour the FAQ describes) or v4 (newer releases)")
+                          "use faq (the behaviour the FAQ describes) or v4 (v4.5.8, rule for rule)")
     return value
 
 
@@ -171,6 +200,170 @@ def check_key(value, source: str, name: str) -> str:
         raise ConfigError(source, name, "the key holds spaces or non-ASCII characters, which no header can carry",
                           "use visible ASCII characters only, e.g. the generated sk- key")
     return value
+
+
+def check_password(value, source: str, name: str) -> str | None:
+    """proxy.admin_password: None or "" is "not set" (the original falls back to the api_key)."""
+    if value is None:
+        return None
+    if not isinstance(value, str):  # never echoed: it is a secret
+        raise ConfigError(source, name, f"a {type(value).__name__} is not a password",
+                          'quote the password, e.g. admin_password: "..."')
+    if not _PASSWORD_RE.fullmatch(value):
+        raise ConfigError(source, name, "the password holds non-ASCII or control characters, or starts or ends "
+                          "with a space, so no header can carry it (the original could never match it either)",
+                          "use visible ASCII characters, spaces only inside")
+    return value
+
+
+def check_version(value, source: str, name: str) -> str:
+    if not isinstance(value, str) or not _VERSION_RE.fullmatch(value):
+        raise ConfigError(source, name, f"{_shown(value)} is not a version string",
+                          'quote it, e.g. version: "4.5.8" (an unquoted 4.5 is a number to YAML)')
+    return value
+
+
+def _int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def parse_tokens(value, source: str) -> tuple[_tokens.TokenRow, ...]:
+    """The `tokens:` list: user tokens as the app's user_tokens rows (v4 only)."""
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise ConfigError(source, "tokens", "is not a list of tokens",
+                          "write `tokens:` followed by items such as `- token: sk-user-1`")
+    rows: list[_tokens.TokenRow] = []
+    seen: dict[str, str] = {}
+    for i, item in enumerate(value):
+        where = f"tokens[{i}]"
+        if not isinstance(item, dict):
+            raise ConfigError(source, where, "is not a mapping of fields",
+                              f"write `- token: sk-...` with fields among: {', '.join(_TOKEN_FIELDS)}")
+        for key in item:
+            if key not in _TOKEN_FIELDS:
+                raise ConfigError(source, f"{where}.{key}", "unknown field",
+                                  f"fields of a token are: {', '.join(_TOKEN_FIELDS)}")
+        if "token" not in item:
+            raise ConfigError(source, f"{where}.token", "is missing", "add `token: sk-...` (the value clients send)")
+        token = item["token"]
+        if not isinstance(token, str) or not token or not _KEY_RE.fullmatch(token):
+            raise ConfigError(source, f"{where}.token", "is not a token a header can carry",
+                              'use visible ASCII without spaces, quoted, e.g. token: "sk-user-1"')
+        if token in seen:
+            raise ConfigError(source, f"{where}.token", f"is the same token as {seen[token]}",
+                              "give each token its own value (the app's token column is UNIQUE)")
+        seen[token] = where
+        username = item.get("username", where)
+        if not isinstance(username, str):
+            raise ConfigError(source, f"{where}.username", f"{_shown(username)} is not a name", "quote it")
+        description = item.get("description")
+        if description is not None and not isinstance(description, str):
+            raise ConfigError(source, f"{where}.description", f"{_shown(description)} is not text", "quote it")
+        expires_type = item.get("expires_type", "never")
+        if expires_type not in _tokens.EXPIRES_TYPES:
+            raise ConfigError(source, f"{where}.expires_type", f"{_shown(expires_type)} is not an expiry type",
+                              "use one of " + ", ".join(_tokens.EXPIRES_TYPES) + " (only never ignores expires_at)")
+        expires_at = item.get("expires_at")
+        if expires_at is not None and not _int(expires_at):
+            raise ConfigError(source, f"{where}.expires_at", f"{_shown(str(expires_at))} is not a Unix time",
+                              "write Unix seconds, e.g. expires_at: 1767225600 (`date -d 2026-01-01 +%s`)")
+        max_ips = item.get("max_ips", 0)
+        if not _int(max_ips) or not 0 <= max_ips < 2 ** 31:
+            raise ConfigError(source, f"{where}.max_ips", f"{_shown(max_ips)} is not an IP count",
+                              "use a whole number, 0 for no limit")
+        curfew = []
+        for name in ("curfew_start", "curfew_end"):
+            v = item.get(name)
+            if _int(v):  # YAML 1.1 reads an unquoted 22:00 as the sexagesimal number 1320
+                raise ConfigError(source, f"{where}.{name}", f"{v} is a number (YAML reads an unquoted HH:MM "
+                                  "as minutes)", f'quote the time, e.g. {name}: "22:00"')
+            if v is not None and not (isinstance(v, str) and (v == "" or _HHMM_RE.fullmatch(v))):
+                raise ConfigError(source, f"{where}.{name}", f"{_shown(v)} is not a time",
+                                  f'write HH:MM, Beijing time (UTC+8), quoted, e.g. {name}: "22:00"')
+            curfew.append(v)
+        enabled = check_bool(item.get("enabled", True), source, f"{where}.enabled")
+        bound = item.get("bound_ips", [])
+        if not isinstance(bound, list) or not all(isinstance(ip, str) and ip for ip in bound):
+            raise ConfigError(source, f"{where}.bound_ips", "is not a list of IP addresses",
+                              'write e.g. bound_ips: ["203.0.113.7"] (IPs the token is already bound to)')
+        rows.append(_tokens.TokenRow(
+            id="cfg-" + hashlib.sha256(token.encode()).hexdigest()[:12],  # stable, and not the token itself
+            token=token, username=username, enabled=enabled, expires_type=expires_type, expires_at=expires_at,
+            max_ips=max_ips, curfew_start=curfew[0], curfew_end=curfew[1], description=description,
+            bound_ips=tuple(dict.fromkeys(bound))))
+    return tuple(rows)
+
+
+# ------------------------------------------------------------- headless start
+
+_MODE_DEBUG = {"off": "Off", "strict": "Strict", "all_except_health": "AllExceptHealth", "auto": "Auto"}
+
+
+def _env(environ, name: str) -> str | None:
+    """std::env::var: None when unset or not valid Unicode."""
+    value = environ.get(name)
+    if value is None:
+        return None
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # undecodable bytes (surrogateescape)
+        return None
+    return value
+
+
+def _env_pair(environ, first: str, second: str) -> tuple[str | None, str]:
+    """`env::var(first).or_else(|_| env::var(second))`: an empty `first` still masks `second` (Q20)."""
+    value = _env(environ, first)
+    if value is not None:
+        return value, first
+    return _env(environ, second), second
+
+
+def _credential_state(value: str | None) -> str:
+    return "not set" if value is None or not value.strip() else "set"  # lib.rs:76-82
+
+
+def apply_headless(cfg: FileConfig, source: str, environ=os.environ) -> FileConfig:
+    """The app's headless start (lib.rs:255-338), in its order, on the file's values;
+    never writes anything (the app saves them into gui_config.json, Q20).
+
+    1. allow_lan_access = not ABV_BIND_LOCAL_ONLY (1, true, yes, on; lower-cased, not trimmed)
+    2. auth_mode off or auto becomes all_except_health
+    3. ABV_API_KEY, else API_KEY: applied when not blank, untrimmed
+    4. ABV_WEB_PASSWORD, else WEB_PASSWORD: the admin_password, same rule
+    5. ABV_AUTH_MODE, else AUTH_MODE, lower-cased: applied when valid (may undo 2), else a warning
+    """
+    log: list[tuple[str, str]] = []
+    where = f"{source} (headless: true)"
+    local_only = (_env(environ, "ABV_BIND_LOCAL_ONLY") or "").lower() in ("1", "true", "yes", "on")
+    mode = cfg.auth_mode
+    if mode in ("off", "auto"):
+        log.append(("info", "Headless mode: Forcing auth_mode to AllExceptHealth for Web UI security"))
+        mode = "all_except_health"
+    api_key = cfg.api_key
+    key, var = _env_pair(environ, "ABV_API_KEY", "API_KEY")
+    if key is not None and key.strip():
+        api_key = check_key(key, where, var)
+        log.append(("info", "Using API Key from environment variable"))
+    password = cfg.admin_password
+    pwd, var = _env_pair(environ, "ABV_WEB_PASSWORD", "WEB_PASSWORD")
+    if pwd is not None and pwd.strip():
+        password = check_password(pwd, where, var)
+        log.append(("info", "Using Web UI Password from environment variable"))
+    wanted, var = _env_pair(environ, "ABV_AUTH_MODE", "AUTH_MODE")
+    if wanted is not None:
+        if wanted.lower() in _MODE_DEBUG:
+            mode = wanted.lower()
+            log.append(("info", f"Using Auth Mode from environment variable: {_MODE_DEBUG[mode]}"))
+        else:
+            log.append(("warn", f"Invalid AUTH_MODE: {wanted}, ignoring"))
+    log.append(("info", f"\U0001f511 Current API Key: {_credential_state(api_key)}"))
+    log.append(("info", "\U0001f510 Web UI Password: " + (
+        _credential_state(password) if password is not None else "(Same as API Key)")))
+    return replace(cfg, allow_lan_access=not local_only, auth_mode=mode, api_key=api_key, admin_password=password,
+                   startup_log=tuple(log))
 
 
 def check_timeout(value, source: str, name: str) -> float:
@@ -213,8 +406,8 @@ def _section(data: dict, section: str, allowed: tuple[str, ...], source: str) ->
     return value
 
 
-def parse_config(text: str, source: str) -> FileConfig:
-    """Validate config.yaml's text; raises ConfigError."""
+def parse_config(text: str, source: str, environ=os.environ) -> FileConfig:
+    """Validate config.yaml's text; raises ConfigError. `environ`: for ${VAR} and headless."""
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:
@@ -233,7 +426,7 @@ def parse_config(text: str, source: str) -> FileConfig:
                           "start with `proxy:` and `upstream:` sections")
     for key in data:
         if key not in _TOP_FIELDS:
-            raise ConfigError(source, str(key), "unknown section", "sections are: proxy, upstream")
+            raise ConfigError(source, str(key), "unknown section", "sections are: " + ", ".join(_TOP_FIELDS))
     proxy = _section(data, "proxy", _PROXY_FIELDS, source)
     upstream = _section(data, "upstream", _UPSTREAM_FIELDS, source)
     if "auth_mode" not in proxy:
@@ -241,7 +434,7 @@ def parse_config(text: str, source: str) -> FileConfig:
         raise ConfigError(source, "proxy.auth_mode", "is missing",
                           "add `auth_mode:` under `proxy:` (off, strict, all_except_health or auto)")
     defaults = FileConfig(auth_mode=proxy["auth_mode"])  # only its other fields' defaults are read
-    return FileConfig(
+    cfg = FileConfig(
         auth_mode=check_mode(proxy["auth_mode"], source, "proxy.auth_mode"),
         port=check_port(proxy.get("port", defaults.port), source, "proxy.port"),
         allow_lan_access=check_bool(proxy.get("allow_lan_access", defaults.allow_lan_access), source,
@@ -251,9 +444,14 @@ def parse_config(text: str, source: str) -> FileConfig:
         enforce=check_bool(proxy.get("auth_enforce", defaults.enforce), source, "proxy.auth_enforce"),
         upstream=replace(
             parse_upstream(upstream["url"], source, "upstream.url") if "url" in upstream else defaults.upstream,
-            headers=parse_headers(upstream.get("headers"), source),
+            headers=parse_headers(upstream.get("headers"), source, environ),
             timeout=check_timeout(upstream.get("timeout", DEFAULT_UPSTREAM_TIMEOUT), source, "upstream.timeout")),
+        admin_password=check_password(proxy.get("admin_password"), source, "proxy.admin_password"),
+        version=check_version(proxy["version"], source, "proxy.version") if "version" in proxy else None,
+        tokens=parse_tokens(data.get("tokens"), source),
+        headless=check_bool(data.get("headless", False), source, "headless"),
     )
+    return apply_headless(cfg, source, environ) if cfg.headless else cfg
 
 
 def parse_headers(value, source: str, environ=os.environ) -> tuple[tuple[str, str], ...]:
@@ -310,13 +508,15 @@ class Overrides:
     profile: str | None = None
     enforce: bool | None = None
     upstream_timeout: float | None = None
+    admin_password: str | None = None  # "" sets it empty (not set, for the original)
+    version: str | None = None
 
 
 def merge(cfg: FileConfig, over: Overrides, config_path: str) -> Settings:
     """The snapshot in force: the file, with the options that are set on top."""
     src = "option"
     overridden = tuple(name for name in ("auth_mode", "api_key", "allow_lan_access", "port", "upstream",
-                                         "profile", "enforce", "upstream_timeout")
+                                         "profile", "enforce", "upstream_timeout", "admin_password", "version")
                        if getattr(over, name) is not None)
     upstream = cfg.upstream
     if over.upstream is not None:  # a URL given as an option keeps the file's headers and timeout
@@ -334,6 +534,13 @@ def merge(cfg: FileConfig, over: Overrides, config_path: str) -> Settings:
         profile=check_profile(over.profile, src, "auth_profile") if over.profile is not None else cfg.profile,
         enforce=over.enforce if over.enforce is not None else cfg.enforce,
         overridden=overridden,
+        admin_password=(check_password(over.admin_password, src, "auth_admin_password")
+                        if over.admin_password is not None else cfg.admin_password),
+        version=(check_version(over.version, src, "auth_version") if over.version is not None
+                 else cfg.version or V4_VERSION),
+        tokens=cfg.tokens,
+        headless=cfg.headless,
+        startup_log=cfg.startup_log,
     )
 
 

@@ -1,0 +1,77 @@
+"""`just explain --profile v4`: the v4.5.8 decision for one request, in-process."""
+
+import sqlite3
+
+import pytest
+
+from authgate import explain_cli, tokens
+
+KEY = "sk-0123456789abcdef0123456789abcdef"
+
+
+@pytest.fixture
+def config(tmp_path):
+    path = tmp_path / "config.yaml"
+    path.write_text(f"""proxy:
+  auth_mode: strict
+  api_key: {KEY}
+tokens:
+  - token: sk-user-1
+    username: alice
+    max_ips: 1
+    bound_ips: ["10.0.0.1"]
+    curfew_start: "22:00"
+    curfew_end: "06:00"
+""")
+    return str(path)
+
+
+def test_faq_stays_the_default(config):
+    out = explain_cli.run(["--config", config, "-H", "x-api-key: sk-user-1"])
+    assert "comment: 401 · strict · x-api-key won (Authorization absent) · key mismatch" in out
+    assert "original's answer" not in out
+
+
+def test_v4_uses_the_config_tokens_and_client_ip_headers(config):
+    out = explain_cli.run(["--config", config, "--profile", "v4", "-H", "x-api-key: sk-user-1",
+                           "-H", "X-Forwarded-For: 10.0.0.1", "--now", "2026-12-01T12:00+08:00"])
+    assert "comment: pass · strict · x-api-key won (Authorization absent) · user token ok" in out
+    assert "recorded after the response: IP 10.0.0.1 for the token of alice" in out
+    out = explain_cli.run(["--config", config, "--profile", "v4", "-H", "x-api-key: sk-user-1",
+                           "-H", "X-Forwarded-For: 10.0.0.1", "--now", "2026-12-01T23:30+08:00"])
+    assert "403 · strict" in out and "user token curfew" in out
+    assert ('the original\'s answer: 403 {"error":{"message":"Service is not available between 22:00 and 06:00 '
+            'Beijing Time (Curfew enabled). Current Beijing time: 23:30","type":"token_rejected",'
+            '"code":"token_rejected"}}') in out
+    out = explain_cli.run(["--config", config, "--profile", "v4", "-H", "x-api-key: sk-user-1", "--now", "0"])
+    assert "IP limit reached (1/1)." in out and "client IP for user tokens: 127.0.0.1" in out
+    assert "sk-user-1" not in out and KEY not in out
+
+
+def test_v4_admin_password_and_admin_routes(config):
+    out = explain_cli.run(["--config", config, "--profile", "v4", "--admin-password", "pw", "-H",
+                           f"Authorization: Bearer {KEY}", "/api/config"])
+    assert "comment: 401 · admin API · Authorization won · api_key refused on admin route" in out
+    assert "the original's answer: 401 (empty body)" in out
+
+
+def test_v4_reads_the_apps_database_read_only(config, tmp_path):
+    db = tmp_path / "user_tokens.db"
+    conn = sqlite3.connect(db)
+    for statement in tokens.SCHEMA:
+        conn.execute(statement)
+    conn.execute("INSERT INTO user_tokens (id, token, username, enabled, expires_type, expires_at, max_ips, "
+                 "created_at, updated_at) VALUES ('u', 'sk-db', 'bob', 1, 'day', 100, 0, 1, 1)")
+    conn.commit()
+    conn.close()
+    out = explain_cli.run(["--config", config, "--profile", "v4", "--tokens-db", str(db), "-H", "x-api-key: sk-db"])
+    assert "user token expired" in out and "Your token has expired." in out
+    out = explain_cli.run(["--config", config, "--profile", "v4", "--tokens-db", str(tmp_path / "none.db"),
+                           "-H", "x-api-key: sk-db"])
+    assert "500 · strict" in out and "the original's answer: 500 (empty body)" in out
+
+
+def test_now_needs_a_time_zone(config, capsys):
+    with pytest.raises(SystemExit):
+        explain_cli.run(["--config", config, "--now", "2026-12-01T23:30"])
+    assert "give a time zone" in capsys.readouterr().err
