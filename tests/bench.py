@@ -25,8 +25,9 @@ the upstream's own counters prove the denied path never reaches it, and
 connections that reach the upstream without carrying a request are counted.
 
 In-process, without sockets: decide() per call (timeit, CPU time, best of
-interleaved repeats), and the addon's hooks per flow (request, responseheaders,
-response) driven by mitmproxy.test.taddons: what the gate adds to each
+interleaved repeats), and the gate's hooks per flow (requestheaders, request,
+responseheaders, response) through mitmproxy's own dispatch on the script as
+mitmdump loads it (mitmproxy.test.taddons): what the gate adds to each
 request, set against bare mitmdump's CPU per request.
 
 Targets (printed PASS/MISS; the exit status is 0 either way, it is a
@@ -184,26 +185,33 @@ def bench_decision(quick: bool) -> dict:
 # ====================================================================== addon hooks
 
 def bench_hooks(quick: bool) -> dict:
-    """CPU time of the addon's own hooks per flow, in-process (mitmproxy.test.taddons).
+    """CPU time of the gate's hooks per flow, in-process (mitmproxy.test.taddons).
 
-    What the gate adds to each request on top of mitmproxy's own work; set
-    against the bare proxy's CPU per request it predicts the throughput ratio
-    without the noise of a shared machine.
+    addon/auth.py is loaded as mitmdump loads a script, and each event goes
+    through mitmproxy's own dispatch (AddonManager.invoke_addon on the script
+    module, its addons, their handlers): what the gate adds to each request on
+    top of mitmproxy's own work, lookups of the events it does not handle
+    included (requestheaders has no handler). Set against the bare proxy's CPU
+    per request it predicts the throughput ratio without the noise of a shared
+    machine.
     """
     if str(ADDON_DIR) not in sys.path:
         sys.path.insert(0, str(ADDON_DIR))
     import logging
 
+    from mitmproxy import hooks as mhooks
     from mitmproxy import http
     from mitmproxy.addons import proxyserver
+    from mitmproxy.proxy.layers.http import (HttpRequestHeadersHook, HttpRequestHook, HttpResponseHeadersHook,
+                                             HttpResponseHook)
     from mitmproxy.test import taddons, tflow, tutils
-
-    import auth
 
     n = 300 if quick else 1000
     repeats = 2 if quick else 4
     tmp = Path(tempfile.mkdtemp(prefix="authgate-hooks-"))
     config = tmp / "config.yaml"
+    events = {"requestheaders": HttpRequestHeadersHook, "request": HttpRequestHook,
+              "responseheaders": HttpResponseHeadersHook, "response": HttpResponseHook}
 
     def flows(key: str, count: int, up_port: int) -> list:
         fields = tuple((k.encode(), v.encode()) for k, v in typical_headers(key, 8045))
@@ -227,34 +235,36 @@ def bench_hooks(quick: bool) -> dict:
         up_port = 8046
         config.write_text(f"proxy:\n  port: 0\n  auth_mode: strict\n  api_key: {API_KEY}\n"
                           f"upstream:\n  url: http://{HOST}:{up_port}\n")
-        addon = auth.AuthGate()
         result: dict = {}
-        with taddons.context(proxyserver.Proxyserver(), addon) as tctx:
-            tctx.configure(addon, auth_config=str(config))
-            addon.request(flows(API_KEY, 1, up_port)[0])  # warm-up
+        with taddons.context(proxyserver.Proxyserver()) as tctx:
+            tctx.options.update_defer(auth_config=str(config))  # applied when the script declares it
+            gate = tctx.script(str(ADDON))  # the script module, as mitmdump loads it
+            if gate is None:
+                raise RuntimeError(f"{ADDON} did not load")
+            invoke = tctx.master.addons.invoke_addon
+            await invoke(gate, events["request"](flows(API_KEY, 1, up_port)[0]))  # warm-up
             best: dict[str, dict[str, float]] = {"allowed": {}, "denied": {}}
             for _ in range(repeats):  # alternating, so a burst of load elsewhere spoils one batch only
                 for name, key, status in (("allowed", API_KEY, None), ("denied", WRONG_KEY, 401)):
                     batch = flows(key, n, up_port)
-                    t0 = time.process_time_ns()
-                    for f in batch:
-                        addon.request(f)
-                    times = {"request": time.process_time_ns() - t0}
-                    got = batch[-1].response.status_code if batch[-1].response else None
-                    if got != status:
-                        raise RuntimeError(f"{name}: request() left status {got}, expected {status or 'none'}")
-                    if status is None:  # forwarded: the upstream's answer comes back through the gate
-                        for f in batch:
-                            f.response = upstream_response()
-                    # mitmproxy runs both on a response the request hook made, too.
-                    for hook in ("responseheaders", "response"):
-                        fn = getattr(addon, hook)
+                    times = {}
+                    for hook in ("requestheaders", "request", "responseheaders", "response"):
+                        if hook == "responseheaders":
+                            got = batch[-1].response.status_code if batch[-1].response else None
+                            if got != status:
+                                raise RuntimeError(f"{name}: request left status {got}, expected {status or 'none'}")
+                            if status is None:  # forwarded: the upstream's answer comes back through the gate
+                                for f in batch:
+                                    f.response = upstream_response()
+                        # mitmproxy runs every event on a response the request hook made, too.
+                        event = events[hook]
                         t0 = time.process_time_ns()
                         for f in batch:
-                            fn(f)
+                            await invoke(gate, event(f))
                         times[hook] = time.process_time_ns() - t0
                     for hook, ns in times.items():
                         best[name][hook] = min(best[name].get(hook, float("inf")), ns / n / 1000)
+            await tctx.master.addons.invoke_addon(gate, mhooks.DoneHook())
             for name, hooks in best.items():
                 result[name] = {**{f"{k}_us": round(v, 1) for k, v in hooks.items()},
                                 "total_us": round(sum(hooks.values()), 1)}
@@ -705,7 +715,7 @@ def report(dec: dict | None, hooks: dict | None, thr: dict | None) -> dict:
                   f"{_fmt(c['explain_ns'] and c['explain_ns'] / 1000, '6.2f')} µs)")
         if hooks and "error" not in hooks:
             print()
-            print("addon hooks per flow (in-process, mitmproxy.test.taddons, CPU time, best of repeats)")
+            print("gate hooks per flow (in-process, through mitmproxy's dispatch, taddons, CPU time, best of repeats)")
             bare_cpu = thr and thr["summary"]["bare"].get("proxy_cpu_us_per_request")
             for name in ("allowed", "denied"):
                 h = hooks[name]

@@ -1,0 +1,46 @@
+"""Where the gate listens: reverse mode to upstream.url, on 127.0.0.1 (0.0.0.0
+with allow_lan_access) and proxy.port, following every snapshot (a changed port
+or LAN flag rebinds). Flags the user gave (--mode, --listen-host,
+--listen-port) win. On Python 3.12+ the gate takes mitmproxy's listener start-up
+over (see mitmproxy_compat), so mitmproxy's default *:8080 proxy never opens.
+"""
+
+from __future__ import annotations
+
+from mitmproxy import ctx
+
+from . import mitmproxy_compat
+from .settings import Settings
+from .state import GateAddon, GateState
+
+
+class Bind(GateAddon):
+    name = "authgate.bind"
+
+    def __init__(self, state: GateState) -> None:
+        super().__init__(state)
+        self._user: tuple[bool, str, int | None] | None = None  # the user's --mode, listen_host, listen_port
+        self._held = False  # the gate took mitmproxy's listener start-up over
+        state.on_change(self._bind)
+
+    def _bind(self, s: Settings) -> None:
+        opts = ctx.options
+        if self._user is None:  # before the gate changes any of them
+            self._user = (opts.mode != ["regular"], opts.listen_host, opts.listen_port)
+        user_mode, user_host, user_port = self._user
+        if user_mode:
+            return
+        host = user_host or s.listen_host
+        port = user_port if user_port is not None else s.port
+        # Reverse mode: never an open forward proxy. Lazy: /healthz and 401s
+        # answer even when the upstream is down.
+        spec = f"reverse:{s.upstream.origin}@{host}:{port}"
+        if opts.mode != [spec]:
+            # listen_host/port too, so mitmweb's status bar shows the real address
+            opts.update(mode=[spec], connection_strategy="lazy", listen_host=host, listen_port=port)
+        if not self._held:
+            self._held = mitmproxy_compat.hold_start()
+
+    async def running(self) -> None:
+        if self._held and not self.state.inert:
+            await mitmproxy_compat.start_listeners()

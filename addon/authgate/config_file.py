@@ -1,0 +1,134 @@
+"""The settings and their file: the gate's options, config.yaml read at start
+and again whenever it changes, invalid values refused.
+
+Options win over the file. A bad value at start is one plain error line and no
+listener at all (mitmdump then exits 1); a bad live change is refused and rolled
+back by mitmproxy; a bad edit of the file keeps the last good snapshot (GateState).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from typing import Optional
+
+from mitmproxy import ctx, exceptions
+
+from . import explain, mitmproxy_compat
+from .decision import MODES, PROFILES
+from .settings import ConfigError, Overrides
+from .state import GateAddon, GateState
+
+log = logging.getLogger("authgate")
+
+RELOAD_INTERVAL = 1.0  # seconds between config.yaml checks while idle
+# The options that feed the snapshot (auth_explain and auth_lang only change the words).
+SNAPSHOT_OPTIONS = frozenset({"auth_config", "auth_mode", "auth_api_key", "auth_allow_lan_access", "auth_port",
+                              "auth_upstream", "auth_upstream_timeout", "auth_profile", "auth_enforce"})
+
+
+class ConfigFile(GateAddon):
+    name = "authgate.config_file"
+
+    def __init__(self, state: GateState, default_config: str) -> None:
+        super().__init__(state)
+        self.default_config = default_config  # auth_config's default: config.yaml beside the script's folder
+        self._watcher: asyncio.Task | None = None
+
+    def load(self, loader) -> None:
+        loader.add_option("auth_config", str, self.default_config,
+                          "The config.yaml to read (proxy.* and upstream.url); edits apply to the next request.")
+        loader.add_option("auth_mode", Optional[str], None,
+                          "Override proxy.auth_mode: off, strict, all_except_health or auto.",
+                          choices=MODES)
+        loader.add_option("auth_api_key", Optional[str], None, "Override proxy.api_key.")
+        loader.add_option("auth_allow_lan_access", Optional[str], None,
+                          "Override proxy.allow_lan_access: true or false.", choices=("true", "false"))
+        loader.add_option("auth_port", Optional[int], None, "Override proxy.port (0 picks a free port).")
+        loader.add_option("auth_upstream", Optional[str], None, "Override upstream.url.")
+        loader.add_option("auth_upstream_timeout", Optional[int], None,
+                          "Override upstream.timeout: seconds (1-599) to wait for the upstream's answer "
+                          "to begin, then a JSON 504.")
+        loader.add_option("auth_explain", bool, True,
+                          "Explain each 401 in a JSON body; false gives the original's bare 401.")
+        loader.add_option("auth_profile", Optional[str], None,
+                          "Override proxy.profile: faq (as the FAQ describes) or v4 (newer releases).",
+                          choices=PROFILES)
+        loader.add_option("auth_enforce", Optional[str], None,
+                          "Override proxy.auth_enforce: false is shadow mode (forward everything unchanged, "
+                          "predict the real proxy's decision, flag surprises).", choices=("true", "false"))
+        loader.add_option("auth_lang", str, "en",
+                          "Language of comments, logs and commands (and of 401 bodies when the client "
+                          "sends no usable Accept-Language): " + ", ".join(explain.LANGUAGES),
+                          choices=explain.LANGUAGES)
+
+    def configure(self, updated: set[str]) -> None:
+        if self.state.inert:
+            return
+        with refused_at_start(self.state):
+            opts = ctx.options
+            if "auth_explain" in updated:
+                self.state.explain = opts.auth_explain
+            if "auth_lang" in updated:
+                if opts.auth_lang not in explain.CATALOGS:
+                    raise exceptions.OptionsError(f"option auth_lang: {opts.auth_lang!r} is not available. "
+                                                  f"Fix: use one of {', '.join(explain.CATALOGS)}")
+                self.state.lang = opts.auth_lang
+            try:
+                if not self.state.loaded or "auth_config" in updated:
+                    self.state.load(os.path.abspath(os.path.expanduser(opts.auth_config)), overrides())
+                elif updated & SNAPSHOT_OPTIONS:
+                    self.state.override(overrides())
+            except ConfigError as e:
+                raise exceptions.OptionsError(str(e)) from None
+
+    async def running(self) -> None:
+        if not self.state.inert:
+            self._watcher = asyncio.get_running_loop().create_task(self._watch())
+
+    def done(self) -> None:
+        if self._watcher:
+            self._watcher.cancel()
+
+    async def _watch(self) -> None:
+        # Requests check the file too; this catches edits while idle (a port
+        # change rebinds at once, a bad edit is reported at once).
+        while True:
+            await asyncio.sleep(RELOAD_INTERVAL)
+            self.state.reload_if_changed()
+
+
+@contextlib.contextmanager
+def refused_at_start(state: GateState):
+    """Around a configure hook that may refuse a value (OptionsError): a live
+    change is rolled back by mitmproxy, which says why; at start, one plain line
+    (mitmdump then exits 1), the gate stays inert, and never a listener, not
+    even mitmproxy's default open proxy on *:8080."""
+    try:
+        yield
+    except exceptions.OptionsError as e:
+        if state.settings is not None:
+            raise
+        state.inert = True
+        log.error(str(e))
+        if not mitmproxy_compat.hold_start():
+            ctx.options.update(server=False)
+
+
+def overrides() -> Overrides:
+    opts = ctx.options
+    return Overrides(auth_mode=opts.auth_mode, api_key=opts.auth_api_key,
+                     allow_lan_access=_tristate("auth_allow_lan_access"),
+                     port=opts.auth_port, upstream=opts.auth_upstream,
+                     upstream_timeout=opts.auth_upstream_timeout,
+                     profile=opts.auth_profile, enforce=_tristate("auth_enforce"))
+
+
+def _tristate(name: str) -> bool | None:
+    """A true/false option that may be unset (mitmproxy has no Optional[bool])."""
+    value = getattr(ctx.options, name)
+    if value not in (None, "true", "false"):
+        raise exceptions.OptionsError(f"option {name}: {value!r} is not true or false. Fix: --set {name}=true")
+    return None if value is None else value == "true"

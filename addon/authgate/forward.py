@@ -1,0 +1,109 @@
+"""Forwarding what the gate passes: to upstream.url (its path prefix, its own
+credentials), without the client's key headers, and no longer than
+upstream.timeout for the response headers.
+
+The client's proxy key never reaches the upstream. What the client sent is put
+back on the flow when the response (or an error) arrives, so mitmweb shows it
+and a replay is decided again on the same headers. Shadow mode forwards as sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from mitmproxy import http
+
+from . import mitmproxy_compat, responses
+from .decision import KEY_HEADERS
+from .state import GateAddon, GateState
+
+_KEY_HEADER_NAMES = frozenset(name.lower().encode() for name in KEY_HEADERS)
+
+
+class Forward(GateAddon):
+    name = "authgate.forward"
+
+    def __init__(self, state: GateState) -> None:
+        super().__init__(state)
+        self._stash: dict[str, tuple[tuple, bytes, bool]] = {}  # flow id -> client's (headers, path), host moved
+        # flow id -> the timer that gives up on the upstream's response headers
+        self._timers: dict[str, asyncio.TimerHandle] = {}
+
+    def request(self, flow: http.HTTPFlow) -> None:
+        # What the gatekeeper decided and did not answer itself goes upstream.
+        meta = flow.metadata.get("auth")
+        if flow.response or flow.error or meta is None:
+            return
+        try:
+            self._forward(flow, meta, strip=not meta.get("shadow"))
+        except Exception:
+            self._stash.pop(flow.id, None)
+            responses.fail_closed(flow)
+
+    def responseheaders(self, flow: http.HTTPFlow) -> None:
+        self._disarm(flow)
+
+    def response(self, flow: http.HTTPFlow) -> None:
+        self._restore(flow)
+
+    def error(self, flow: http.HTTPFlow) -> None:
+        self._disarm(flow)
+        meta = flow.metadata.get("auth")
+        if meta and meta.get("timed_out"):  # mitmproxy saw only the connection closing
+            flow.error.msg = (f"no answer from the upstream within {meta['upstream'][1]:g} s "
+                              f"(upstream.timeout); the auth gate closed the connection")
+        self._restore(flow)
+
+    def done(self) -> None:
+        for timer in self._timers.values():
+            timer.cancel()
+
+    def _forward(self, flow: http.HTTPFlow, meta: dict, strip: bool) -> None:
+        up = self.state.settings.upstream
+        req = flow.request
+        fields = req.headers.fields
+        moved = (req.scheme, req.host, req.port) != (up.scheme, up.host, up.port)
+        self._stash[flow.id] = (fields, req.data.path, moved)
+        if strip:
+            kept = tuple([f for f in fields if f[0].lower() not in _KEY_HEADER_NAMES])
+            if len(kept) != len(fields):
+                req.headers.fields = kept
+        if moved:  # in reverse mode it already points there, unless upstream.url changed live
+            req.scheme, req.host, req.port = up.scheme, up.host, up.port
+        if up.prefix:
+            req.path = up.prefix + req.path
+        for name, value in up.headers:  # the upstream's own credentials
+            req.headers[name] = value
+        meta["upstream"] = (up.url, up.timeout)
+        if flow.is_replay != "request":  # a replay's connection is mitmproxy's own: nothing to cut
+            self._arm(flow, up.timeout)
+
+    def _restore(self, flow: http.HTTPFlow) -> None:
+        """Back to what the client sent (upstream credentials out of the view and
+        out of replays), keeping the Host of where it really went."""
+        stash = self._stash.pop(flow.id, None)
+        if stash is None:
+            return
+        fields, path, moved = stash
+        req = flow.request
+        host = req.host_header if moved else None
+        req.headers.fields, req.data.path = fields, path
+        if moved:
+            req.host_header = host
+
+    def _arm(self, flow: http.HTTPFlow, timeout: float) -> None:
+        self._timers[flow.id] = asyncio.get_running_loop().call_later(timeout, self._give_up, flow, timeout)
+
+    def _disarm(self, flow: http.HTTPFlow) -> None:
+        if timer := self._timers.pop(flow.id, None):
+            timer.cancel()
+
+    def _give_up(self, flow: http.HTTPFlow, timeout: float) -> None:
+        """No response headers within upstream.timeout: end the wait (error hook → 504)."""
+        self._timers.pop(flow.id, None)
+        if not flow.live or flow.response or flow.error:
+            return
+        if mitmproxy_compat.cut(flow):
+            flow.metadata["auth"]["timed_out"] = True
+        else:  # no upstream connection yet (held at a mitmweb intercept, say): wait another round
+            self._arm(flow, timeout)

@@ -1,0 +1,70 @@
+"""What goes back to the client: every response names the decision in an
+`x-auth-gate` header (passes, local answers and denials alike) and carries the
+CORS header; server-sent events stream unbuffered; and when the upstream fails
+before answering, the client gets the gate's JSON 502/504 in its SDK's error
+shape instead of mitmproxy's HTML page (mitmproxy_compat sends it).
+"""
+
+from __future__ import annotations
+
+from mitmproxy import connection, http
+
+from . import explain, mitmproxy_compat, responses
+from .state import GateAddon
+
+
+class Replies(GateAddon):
+    name = "authgate.replies"
+
+    def load(self, loader) -> None:
+        mitmproxy_compat.install()
+
+    def done(self) -> None:
+        mitmproxy_compat.uninstall()
+
+    def responseheaders(self, flow: http.HTTPFlow) -> None:
+        headers = flow.response.headers
+        # One pass over the raw fields: every Headers lookup or assignment is a
+        # scan of its own, on every response.
+        cors = ours = False
+        content_type = b""
+        for name, value in headers.fields:
+            name = name.lower()
+            if name == b"access-control-allow-origin":
+                cors = True
+            elif name == b"x-auth-gate":
+                ours = True
+            elif name == b"content-type" and not content_type:
+                content_type = value
+        added = () if cors else ((b"access-control-allow-origin", b"*"),)
+        if self.state.explain and (meta := flow.metadata.get("auth")):
+            # The decision, for curl -i and scripts: which header won, and why
+            # (in shadow mode, also whether the real proxy answered as predicted).
+            value = explain.header_value(meta)
+            if ours:  # the upstream sent one (a gate behind a gate): ours replaces it
+                headers["x-auth-gate"] = value
+            else:
+                added += ((b"x-auth-gate", value.encode()),)
+        if added:
+            headers.fields += added
+        # Server-sent events go through as they come, not buffered.
+        if content_type.startswith(b"text/event-stream"):
+            flow.response.stream = True
+
+    def error(self, flow: http.HTTPFlow) -> None:
+        """The upstream failed before the client got anything (the gate's own
+        answers never reach it, and a stream under way is left as it is)."""
+        meta = flow.metadata.get("auth")
+        if not meta or "upstream" not in meta or (flow.response and flow.response.stream):
+            return
+        reply, status, code = responses.upstream_failure(
+            meta, flow.request.path, flow.error.msg, connected=flow.server_conn.timestamp_tcp_setup is not None)
+        if self.state.explain:
+            reply.headers["x-auth-gate"] = explain.header_value(meta)
+        if flow.request.method == "HEAD":
+            reply.content = b""
+        if mitmproxy_compat.answer_instead(flow, reply):
+            flow.comment += f" · {status} {code.replace('_', ' ')}"
+
+    def client_disconnected(self, client: connection.Client) -> None:
+        mitmproxy_compat.forget(client.id)

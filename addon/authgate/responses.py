@@ -1,0 +1,112 @@
+"""The gate's own answers, as mitmproxy responses, and the flow text the addons
+share (markers, the loggable path). The words come from explain.py; here they
+only get a status, headers and a body.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from mitmproxy import http
+
+from . import explain
+from .decision import Decision
+
+DENIED_MARKER = ":no_entry:"
+SURPRISE_MARKER = ":warning:"  # shadow mode: the real proxy did not answer as predicted
+CORS = {"access-control-allow-origin": "*"}
+V4_REJECTED = {"message": "Invalid token. Please check your API key.", "type": "token_rejected",
+               "code": "token_rejected"}
+V4_VERSION = "4.0.0"
+
+log = logging.getLogger("authgate")
+
+
+def json_response(status: int, body: dict, **headers: str) -> http.Response:
+    return http.Response.make(status, json.dumps(body).encode(),
+                              {"content-type": "application/json", **CORS, **headers})
+
+
+def local_answer(route: str, req: http.Request, profile: str) -> http.Response:
+    """The proxy's own routes: CORS preflight, /healthz, and /healthz with another method."""
+    if route == "preflight":
+        return http.Response.make(200, b"", {
+            **CORS,
+            "access-control-allow-methods": "GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS",
+            "access-control-allow-headers": req.headers.get("access-control-request-headers", "*"),
+            "access-control-max-age": "3600"})
+    if route == "health":
+        body = {"status": "ok", "version": V4_VERSION} if profile == "v4" else {"status": "ok"}
+        return json_response(200, body)
+    return json_response(405, {"error": {"message": f"{req.path.partition('?')[0]} answers GET and HEAD only",
+                                         "type": "invalid_request_error"}}, allow="GET, HEAD")
+
+
+def denial(d: Decision, req: http.Request, lang: str, explained: bool) -> http.Response:
+    """401 (v4: 403 for a wrong key), explained in the client's language unless
+    explanations are off (the original's bare answers)."""
+    lang = explain.pick_language(req.headers.get("accept-language"), lang)
+    if d.status == 403:  # v4: the original's token_rejected body, the explanation beside it
+        body = {"error": V4_REJECTED}
+        if explained:
+            body["auth_gate"] = {**explain.detail(d, lang), "message": explain.message(d, lang)}
+        return json_response(403, body)
+    if not explained:  # the original: a bare 401, CORS header only
+        return http.Response.make(401, b"", CORS)
+    return http.Response.make(401, explain.denial_body(d, req.path, lang), {
+        "content-type": "application/json", **CORS, "content-language": lang,
+        "www-authenticate": explain.www_authenticate(d)})
+
+
+def absolute_form_refused(req: http.Request, upstream_url: str) -> http.Response:
+    return json_response(400, {"error": {
+        "message": f"Absolute-form request to {req.authority} refused: send origin-form "
+                   f"requests (GET /path) to this proxy; they go to {upstream_url}.",
+        "type": "invalid_request_error", "code": "not_a_forward_proxy"}})
+
+
+def gate_error() -> http.Response:
+    """The 500 of a gate that failed on a request (see fail_closed)."""
+    return json_response(500, {"error": {
+        "message": "The auth gate failed on this request and denied it; its log says why.",
+        "type": "gate_error", "code": "gate_error"}})
+
+
+def upstream_failure(meta: dict, path: str, error: str, connected: bool) -> tuple[http.Response, int, str]:
+    """The gate's 502/504 when the upstream failed before the client got
+    anything, in the client's dialect -> (response, status, code)."""
+    url, timeout = meta["upstream"]
+    if meta.get("timed_out"):
+        status, code, what = 504, "upstream_timeout", (
+            f"did not answer within {timeout:g} s (upstream.timeout), so the gate stopped waiting. "
+            f"Check the upstream, or raise upstream.timeout for slow answers.")
+    elif not connected:
+        status, code, what = 502, "upstream_unreachable", (
+            f"is unreachable ({error}): nothing answers there. Start the upstream or fix upstream.url.")
+    else:
+        status, code, what = 502, "upstream_error", (
+            f"did not give a complete response ({error}). Check the upstream's log.")
+    reply = http.Response.make(status, explain.upstream_error_body(
+        meta, path, status, code, f"The auth gate passed this request, but upstream {url} {what}"),
+        {"content-type": "application/json", **CORS})
+    return reply, status, code
+
+
+def loggable(req: http.Request, limit: int = 200) -> str:
+    """The request path for a log line: ASCII only (any byte escaped), and capped."""
+    path = req.data.path.decode("ascii", "backslashreplace")
+    return path if len(path) <= limit else f"{path[:limit]}… ({len(path)} chars)"
+
+
+def answer(flow: http.HTTPFlow, response: http.Response) -> None:
+    """The gate answers the request itself; nothing goes upstream."""
+    if flow.request.method == "HEAD":
+        response.content = b""  # a body on HEAD would break the client's next response
+    flow.response = response
+
+
+def fail_closed(flow: http.HTTPFlow) -> None:
+    """An auth layer fails closed: whatever went wrong, nothing is forwarded."""
+    log.exception(f"auth gate error on {flow.request.method} {loggable(flow.request)}; denying")
+    answer(flow, gate_error())

@@ -1,0 +1,140 @@
+"""The gate's addons in mitmproxy's own test context (taddons, tflow), chained
+as mitmdump chains them. Each tests/test_<addon>.py imports what it needs:
+
+    from gate_harness import KEY, config, default_config, gate, send, upstream, write
+"""
+
+import contextlib
+import os
+import socket
+
+import pytest
+from mitmproxy import flow
+from mitmproxy.addons import proxyserver
+from mitmproxy.test import taddons, tflow, tutils
+
+import auth
+
+KEY = "sk-0123456789abcdef0123456789abcdef"
+
+
+class Gate:
+    """The composed gate: each addon by its concern (gate.forward, gate.commands,
+    ...), the shared state, and the hooks called on every addon in chain order,
+    as mitmproxy calls them."""
+
+    def __init__(self, tctx: taddons.context, addons: list) -> None:
+        self.tctx = tctx
+        self.addons = addons
+        self.state = addons[0].state
+        for addon in addons:
+            setattr(self, addon.name.partition(".")[2], addon)
+
+    @property
+    def settings(self):
+        return self.state.settings
+
+    def configure(self, **options) -> None:
+        self.tctx.configure(self.addons[0], **options)
+
+    def hook(self, name: str, *args) -> None:
+        for addon in self.addons:
+            if handler := getattr(addon, name, None):
+                handler(*args)
+
+    def request(self, f) -> None:
+        self.hook("request", f)
+
+    def responseheaders(self, f) -> None:
+        self.hook("responseheaders", f)
+
+    def response(self, f) -> None:
+        self.hook("response", f)
+
+    def error(self, f) -> None:
+        self.hook("error", f)
+
+
+@contextlib.contextmanager
+def running_gate(config=None, master_options=None, **options):
+    """A gate in its own taddons context (on `master_options`, mitmproxy's
+    Options, if given); `options` are set before config.yaml is read."""
+    addons = auth.make_addons()
+    with taddons.context(proxyserver.Proxyserver(), *addons, options=master_options) as tctx:
+        if options:
+            tctx.options.update(**options)
+        if config is not None:
+            tctx.configure(addons[0], auth_config=str(config))
+        yield Gate(tctx, addons)
+
+
+@pytest.fixture
+def upstream():
+    """A port for upstream.url: nothing in these tests connects to it."""
+    return closed_port()
+
+
+def closed_port() -> int:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def write(path, mode="strict", key=KEY, lan=False, port=8045, upstream_port=8046, prefix=""):
+    lines = ["proxy:", f"  port: {port}", f"  allow_lan_access: {str(lan).lower()}", f"  auth_mode: {mode}"]
+    if key is not None:
+        lines.append(f'  api_key: "{key}"')
+    lines += ["upstream:", f"  url: http://127.0.0.1:{upstream_port}{prefix}", ""]
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text("\n".join(lines))
+    os.replace(tmp, path)  # a new inode: the reload check sees the edit at once
+    return path
+
+
+@pytest.fixture(autouse=True)
+def default_config(tmp_path_factory, monkeypatch):
+    """taddons configures the addons before a test can set auth_config: make the
+    default a throwaway file, never the repository's config.yaml."""
+    path = tmp_path_factory.mktemp("default") / "config.yaml"
+    write(path, upstream_port=closed_port())
+    monkeypatch.setattr(auth, "DEFAULT_CONFIG", str(path))
+
+
+@pytest.fixture
+def config(tmp_path, upstream):
+    return write(tmp_path / "config.yaml", upstream_port=upstream)
+
+
+@pytest.fixture
+def gate(config):
+    with running_gate(config) as g:
+        yield g
+
+
+def req_flow(path="/v1/models", method="GET", headers=()):
+    f = tflow.tflow(req=tutils.treq(method=method.encode(), path=path.encode(), authority=b"",
+                                    host="127.0.0.1", port=8046, headers=()))
+    headers = [("Host", "127.0.0.1:8045"), *headers]  # as every HTTP/1.1 client sends
+    f.request.headers.fields = tuple((n.encode(), v if isinstance(v, bytes) else v.encode()) for n, v in headers)
+    return f
+
+
+async def send(gate, *args, **kw):
+    f = req_flow(*args, **kw)
+    gate.request(f)
+    return f
+
+
+def upstream_fails(gate, f, message, connected=True, timed_out=False):
+    """What mitmproxy does when the upstream fails before answering: set flow.error, call error."""
+    if connected:
+        f.server_conn.timestamp_tcp_setup = 1.0
+    else:
+        f.server_conn.timestamp_tcp_setup = None
+    if timed_out:
+        f.metadata["auth"]["timed_out"] = True
+    f.error = flow.Error(message)
+    gate.error(f)
+    return f

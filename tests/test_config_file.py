@@ -1,0 +1,101 @@
+"""ConfigFile (authgate/config_file.py) and GateState (authgate/state.py): the options, config.yaml
+read at start and on every change, the generated key, bad values refused or kept out."""
+
+import logging
+import os
+import re
+import shutil
+
+import pytest
+from mitmproxy import exceptions
+from mitmproxy.addons import proxyserver
+from mitmproxy.test import taddons
+
+import auth
+from authgate.settings import read_config
+from gate_harness import (KEY, config, default_config, gate, running_gate, send, upstream,  # noqa: F401
+                          write)
+
+
+def test_options_override_live_and_bad_values_roll_back(gate):
+    gate.configure(auth_mode="off")
+    assert gate.settings.auth_mode == "off" and gate.settings.overridden == ("auth_mode",)
+    with pytest.raises(exceptions.OptionsError, match="auth_mode: 'bogus'.*off, strict"):
+        gate.configure(auth_mode="bogus")
+    assert gate.settings.auth_mode == "off" and gate.tctx.options.auth_mode == "off"
+    with pytest.raises(exceptions.OptionsError, match="auth_allow_lan_access"):
+        gate.configure(auth_allow_lan_access="yes")
+    gate.configure(auth_allow_lan_access="true", auth_mode="auto")
+    assert gate.settings.effective_mode == "all_except_health"
+    gate.configure(auth_api_key="sk-other")
+    assert gate.settings.api_key == "sk-other"
+
+
+def test_invalid_config_at_start_says_so_once_and_never_listens(tmp_path, caplog):
+    path = tmp_path / "config.yaml"
+    path.write_text("proxy:\n  auth_mode: sometimes\n")
+    with running_gate(path) as g:
+        errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+        assert errors == [f"{path}: proxy.auth_mode: 'sometimes' is not an auth mode. "
+                          "Fix: use one of off, strict, all_except_health, auto"]
+        assert g.tctx.options.server is False  # not even mitmproxy's default proxy on *:8080
+        assert g.settings is None
+
+
+def test_missing_key_is_generated_written_back_and_kept(tmp_path, caplog):
+    path = write(tmp_path / "config.yaml", key=None)
+    caplog.set_level(logging.INFO)
+    with running_gate(path) as g:
+        key = g.settings.api_key
+        assert re.fullmatch(r"sk-[0-9a-f]{32}", key)
+        assert read_config(path).api_key == key
+        g.state.reload_if_changed()
+        assert g.settings.api_key == key  # kept, not generated again
+    assert key not in caplog.text and key[-4:] in caplog.text
+
+
+# ---- hot reload
+
+async def test_edits_apply_to_the_next_request(gate, config, upstream):
+    assert (await send(gate, headers=[("x-api-key", "sk-new")])).response.status_code == 401
+    write(config, key="sk-new", upstream_port=upstream)
+    assert (await send(gate, headers=[("x-api-key", "sk-new")])).response is None
+    assert (await send(gate, headers=[("x-api-key", KEY)])).response.status_code == 401  # old key stops
+
+
+async def test_invalid_edit_keeps_the_last_good_config_and_says_so_once(gate, config, caplog):
+    caplog.set_level(logging.INFO)
+    config.write_text("proxy:\n  auth_mode: offf\n")
+    for _ in range(3):
+        f = await send(gate)
+        assert f.response.status_code == 401  # still strict
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1
+    assert errors[0].startswith(f"{config}: proxy.auth_mode: 'offf' is not an auth mode")
+    assert "keeping the last good config" in errors[0] and KEY not in errors[0]
+    config.unlink()
+    await send(gate)
+    assert "the file is gone; keeping the last good config" in caplog.text
+    assert gate.settings.auth_mode == "strict"
+
+
+async def test_option_overrides_survive_a_reload(gate, config, upstream):
+    gate.configure(auth_mode="off")
+    write(config, mode="strict", key="sk-new", upstream_port=upstream)
+    f = await send(gate)
+    assert f.response is None and gate.settings.api_key == "sk-new" and gate.settings.auth_mode == "off"
+
+
+def test_script_reads_config_yaml_beside_its_folder_by_default(tmp_path, upstream):
+    # The script as mitmproxy loads it, in a copy of the repository layout, so
+    # the default auth_config (<repo>/config.yaml) is the copy's, never ours.
+    addon_dir = os.path.dirname(auth.__file__)
+    (tmp_path / "addon").mkdir()
+    shutil.copy(os.path.join(addon_dir, "auth.py"), tmp_path / "addon")
+    config = write(tmp_path / "config.yaml", key=None, upstream_port=upstream)
+    with taddons.context() as tctx:
+        tctx.master.addons.add(proxyserver.Proxyserver())
+        sc = tctx.script(str(tmp_path / "addon" / "auth.py"))
+        assert tctx.options.auth_config == str(config)
+        assert re.fullmatch(r"sk-[0-9a-f]{32}", read_config(config).api_key)  # generated into the copy
+        assert sc.addons[0].state.settings.auth_mode == "strict"
