@@ -2,6 +2,7 @@
 
     mitmdump -s addon/auth.py                      # reads ./config.yaml, serves 127.0.0.1:8045
     mitmdump -s addon/auth.py --set auth_config=other.yaml
+    mitmdump -s addon/auth.py --set auth_config=antigravity   # the app's own gui_config.json (v4)
 
 This file only composes the gate from small addons (authgate/), one concern
 each, as mitmproxy's own addons are; they share the settings snapshot through
@@ -19,6 +20,7 @@ from authgate.config_file import ConfigFile
 from authgate.forward import Forward
 from authgate.gatekeeper import Gatekeeper
 from authgate.mitmweb import Mitmweb
+from authgate.monitor import Monitor
 from authgate.replies import Replies
 from authgate.shadow import Shadow
 from authgate.state import GateState
@@ -33,10 +35,11 @@ def make_addons(config: str | None = None) -> list:
     read. Gatekeeper before Forward (decide, then forward what passed);
     Forward before Shadow (a timed-out error says so before it is judged);
     Shadow before Replies (the x-auth-gate header and the 502/504 carry the
-    verdict)."""
+    verdict); Monitor after Replies (a token's IP is recorded once the answer
+    is final, as the original's monitor does)."""
     state = GateState()
     return [Mitmweb(state), ConfigFile(state, config or DEFAULT_CONFIG), Bind(state), Gatekeeper(state),
-            Forward(state), Shadow(state), Replies(state), Commands(state)]
+            Forward(state), Shadow(state), Replies(state), Monitor(state), Commands(state)]
 
 
 addons = make_addons()

@@ -6,7 +6,7 @@ import logging
 
 from mitmproxy.test import tflow, tutils
 
-from authgate import explain, responses
+from authgate import answers, explain
 from gate_harness import KEY, config, default_config, gate, send, upstream, write  # noqa: F401
 
 
@@ -92,7 +92,7 @@ async def test_empty_api_key_logs_the_originals_line(gate, config, upstream, cap
 async def test_v4_profile(gate):
     gate.configure(auth_profile="v4", auth_mode="all_except_health")
     f = await send(gate, "/health")
-    assert json.loads(f.response.content) == {"status": "ok", "version": responses.V4_VERSION}
+    assert json.loads(f.response.content) == {"status": "ok", "version": "4.5.8"}  # server.rs:912-918
     assert (await send(gate, "/internal/metrics")).response is None  # forwarded without a key
     f = await send(gate, headers=[("x-api-key", "sk-wrong")])
     assert f.response.status_code == 403
@@ -103,7 +103,7 @@ async def test_v4_profile(gate):
     assert (await send(gate)).response.status_code == 401  # a missing key stays 401
     gate.configure(auth_explain=False)
     f = await send(gate, headers=[("x-api-key", "sk-wrong")])
-    assert json.loads(f.response.content) == {"error": responses.V4_REJECTED}
+    assert json.loads(f.response.content) == answers.token_rejected("Invalid token. Please check your API key.")
 
 
 async def test_accept_language_picks_the_401_language(gate):

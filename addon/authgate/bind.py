@@ -3,15 +3,20 @@ with allow_lan_access) and proxy.port, following every snapshot (a changed port
 or LAN flag rebinds). Flags the user gave (--mode, --listen-host,
 --listen-port) win. On Python 3.12+ the gate takes mitmproxy's listener start-up
 over (see mitmproxy_compat), so mitmproxy's default *:8080 proxy never opens.
+`headless: true` listens on 0.0.0.0 as the app's headless start does, and says so.
 """
 
 from __future__ import annotations
+
+import logging
 
 from mitmproxy import ctx
 
 from . import mitmproxy_compat
 from .settings import Settings
 from .state import GateAddon, GateState
+
+log = logging.getLogger("authgate")
 
 
 class Bind(GateAddon):
@@ -35,6 +40,12 @@ class Bind(GateAddon):
         # Reverse mode: never an open forward proxy. Lazy: /healthz and 401s
         # answer even when the upstream is down.
         spec = f"reverse:{s.upstream.origin}@{host}:{port}"
+        if s.headless and host == "0.0.0.0" and opts.mode != [spec]:
+            log.warning(
+                f"headless: true: the gate listens on 0.0.0.0:{port}, every network interface, as the app's "
+                "headless start does (allow_lan_access is true unless ABV_BIND_LOCAL_ONLY=1): anyone who can "
+                "reach this machine can reach it. To stay on this machine: ABV_BIND_LOCAL_ONLY=1, "
+                "or --listen-host 127.0.0.1")
         if opts.mode != [spec]:
             # listen_host/port too, so mitmweb's status bar shows the real address
             opts.update(mode=[spec], connection_strategy="lazy", listen_host=host, listen_port=port)

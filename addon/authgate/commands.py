@@ -8,7 +8,7 @@ import logging
 
 from mitmproxy import command, ctx, exceptions, flow, http
 
-from . import explain
+from . import explain, sources
 from .settings import ConfigError, fingerprint, generate_key, write_key
 from .state import GateAddon
 
@@ -35,6 +35,10 @@ class Commands(GateAddon):
     @command.command("auth.regenerate")
     def regenerate(self) -> str:
         """A new sk- key, saved to config.yaml at once; the old key stops working."""
+        if self.state.settings.app_config is not None:  # the gate never writes the app's file
+            raise exceptions.CommandError(
+                f"the api_key comes from the app's {self.state.settings.app_config}, which the gate never "
+                "writes: regenerate it in the app (API Proxy, Regenerate); the next request uses the new key")
         path = self.state.settings.config_path
         key = generate_key()
         try:
@@ -62,5 +66,6 @@ class Commands(GateAddon):
             f"api_key: {fingerprint(s.api_key)}",
             f"upstream: {s.upstream.url} (timeout {s.upstream.timeout:g} s, then 504)",
             f"config: {s.config_path}" + (f" (options override: {', '.join(s.overridden)})" if s.overridden else ""),
+            sources.describe_source(s, self.state.store),
             f"flows: {self.state.passed} passed, {self.state.denied} denied",
         ])

@@ -1,5 +1,6 @@
-"""The settings and their file: the gate's options, config.yaml read at start
-and again whenever it changes, invalid values refused.
+"""The settings and their files: the gate's options, config.yaml (or the app's
+gui_config.json, see sources.py) read at start and again whenever one changes,
+invalid values refused.
 
 Options win over the file. A bad value at start is one plain error line and no
 listener at all (mitmdump then exits 1); a bad live change is refused and rolled
@@ -11,12 +12,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 from typing import Optional
 
 from mitmproxy import ctx, exceptions
 
-from . import explain, mitmproxy_compat
+from . import explain, mitmproxy_compat, sources
 from .decision import MODES, PROFILES
 from .settings import ConfigError, Overrides
 from .state import GateAddon, GateState
@@ -26,7 +26,8 @@ log = logging.getLogger("authgate")
 RELOAD_INTERVAL = 1.0  # seconds between config.yaml checks while idle
 # The options that feed the snapshot (auth_explain and auth_lang only change the words).
 SNAPSHOT_OPTIONS = frozenset({"auth_config", "auth_mode", "auth_api_key", "auth_allow_lan_access", "auth_port",
-                              "auth_upstream", "auth_upstream_timeout", "auth_profile", "auth_enforce"})
+                              "auth_upstream", "auth_upstream_timeout", "auth_profile", "auth_enforce",
+                              "auth_admin_password", "auth_version"})
 
 
 class ConfigFile(GateAddon):
@@ -39,7 +40,9 @@ class ConfigFile(GateAddon):
 
     def load(self, loader) -> None:
         loader.add_option("auth_config", str, self.default_config,
-                          "The config.yaml to read (proxy.* and upstream.url); edits apply to the next request.")
+                          "The config.yaml to read (proxy.* and upstream.url), or the app's gui_config.json "
+                          "(antigravity: the app's own, in $ABV_DATA_DIR or ~/.antigravity_tools; read only) "
+                          "for the auth fields; edits apply to the next request.")
         loader.add_option("auth_mode", Optional[str], None,
                           "Override proxy.auth_mode: off, strict, all_except_health or auto.",
                           choices=MODES)
@@ -59,6 +62,11 @@ class ConfigFile(GateAddon):
         loader.add_option("auth_enforce", Optional[str], None,
                           "Override proxy.auth_enforce: false is shadow mode (forward everything unchanged, "
                           "predict the real proxy's decision, flag surprises).", choices=("true", "false"))
+        loader.add_option("auth_admin_password", Optional[str], None,
+                          "Override proxy.admin_password (profile v4: the /api/ admin routes' credential; "
+                          "empty: not set, the api_key guards them).")
+        loader.add_option("auth_version", Optional[str], None,
+                          "Override proxy.version: the version profile v4's health answer gives (default 4.5.8).")
         loader.add_option("auth_lang", str, "en",
                           "Language of comments, logs and commands (and of 401 bodies when the client "
                           "sends no usable Accept-Language): " + ", ".join(explain.LANGUAGES),
@@ -78,7 +86,7 @@ class ConfigFile(GateAddon):
                 self.state.lang = opts.auth_lang
             try:
                 if not self.state.loaded or "auth_config" in updated:
-                    self.state.load(os.path.abspath(os.path.expanduser(opts.auth_config)), overrides())
+                    self.state.load(sources.source_for(opts.auth_config, self.default_config), overrides())
                 elif updated & SNAPSHOT_OPTIONS:
                     self.state.override(overrides())
             except ConfigError as e:
@@ -91,6 +99,7 @@ class ConfigFile(GateAddon):
     def done(self) -> None:
         if self._watcher:
             self._watcher.cancel()
+        self.state.close()
 
     async def _watch(self) -> None:
         # Requests check the file too; this catches edits while idle (a port
@@ -123,7 +132,8 @@ def overrides() -> Overrides:
                      allow_lan_access=_tristate("auth_allow_lan_access"),
                      port=opts.auth_port, upstream=opts.auth_upstream,
                      upstream_timeout=opts.auth_upstream_timeout,
-                     profile=opts.auth_profile, enforce=_tristate("auth_enforce"))
+                     profile=opts.auth_profile, enforce=_tristate("auth_enforce"),
+                     admin_password=opts.auth_admin_password, version=opts.auth_version)
 
 
 def _tristate(name: str) -> bool | None:

@@ -1,9 +1,11 @@
 """The decision on each request: decide (decision.py) under the snapshot in
 force, say so on the flow (comment, marker, metadata), and answer what the gate
-answers itself: the denial (401, v4's 403), the CORS preflight, /healthz, 405,
-the refused absolute-form request. A flow it leaves without a response, its
-decision in flow.metadata["auth"], goes to the upstream (Forward). It fails
-closed: any error here is a 500, never a forwarded request.
+answers itself: the denial (401, v4's 403 and 500), the CORS preflight, the
+health routes, 405, the refused absolute-form request; and log what the
+original logs. A flow it leaves without a response, its decision in
+flow.metadata["auth"], goes to the upstream (Forward). The IP binding a v4
+decision names waits in flow.metadata["auth_bind"] for the response (Monitor).
+It fails closed: any error here is a 500, never a forwarded request.
 """
 
 from __future__ import annotations
@@ -12,8 +14,8 @@ import logging
 
 from mitmproxy import http
 
-from . import explain, responses
-from .state import GateAddon
+from . import answers, explain, responses
+from .state import LEVELS, GateAddon
 
 log = logging.getLogger("authgate")
 
@@ -42,18 +44,20 @@ class Gatekeeper(GateAddon):
         meta = flow.metadata["auth"] = explain.detail(d, state.lang)
         flow.comment = explain.comment(d, state.lang)
         state.count(d.allowed)
+        if d.bind:  # v4: recorded once the response is out, whatever its status (Monitor)
+            flow.metadata["auth_bind"] = d.bind
         if not s.enforce:
             # Shadow mode: the real proxy decides, and Shadow checks its answer
             # against this prediction; everything is forwarded as sent.
-            meta["shadow"], meta["predicted"] = True, flow.comment
+            meta["shadow"], meta["predicted"], meta["predicted_status"] = True, flow.comment, d.status
             flow.comment = explain.shadow_waiting(flow.comment, state.lang)
             return
         flow.marked = "" if d.allowed else responses.DENIED_MARKER
         if not d.allowed:
             responses.answer(flow, responses.denial(d, req, state.lang, state.explain))
-            if d.reason == "empty_api_key":
-                log.error(explain.EMPTY_KEY_LOG)
+            if line := answers.original_log(d):  # word for word, at the original's level
+                log.log(LEVELS[line[0]], line[1])
             log.info(f"{flow.comment} — {req.method} {responses.loggable(req)}")
         elif d.route != "upstream":
-            responses.answer(flow, responses.local_answer(d.route, req, s.profile))
+            responses.answer(flow, responses.local_answer(d.route, req, s.profile, s.version))
 

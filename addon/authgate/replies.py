@@ -51,6 +51,12 @@ class Replies(GateAddon):
         if content_type.startswith(b"text/event-stream"):
             flow.response.stream = True
 
+    def response(self, flow: http.HTTPFlow) -> None:
+        # Shadow mode judges a v4 403 or 503 once its body is in: the header follows.
+        meta = flow.metadata.get("auth")
+        if meta and meta.get("shadow") and self.state.explain and not flow.response.stream:
+            flow.response.headers["x-auth-gate"] = explain.header_value(meta)
+
     def error(self, flow: http.HTTPFlow) -> None:
         """The upstream failed before the client got anything (the gate's own
         answers never reach it, and a stream under way is left as it is)."""

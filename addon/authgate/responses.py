@@ -1,6 +1,7 @@
 """The gate's own answers, as mitmproxy responses, and the flow text the addons
-share (markers, the loggable path). The words come from explain.py; here they
-only get a status, headers and a body.
+share (markers, the loggable path). What the original answers, as plain data,
+comes from answers.py and the words from explain.py; here they only become
+mitmproxy responses.
 """
 
 from __future__ import annotations
@@ -10,15 +11,12 @@ import logging
 
 from mitmproxy import http
 
-from . import explain
+from . import answers, explain
 from .decision import Decision
 
 DENIED_MARKER = ":no_entry:"
 SURPRISE_MARKER = ":warning:"  # shadow mode: the real proxy did not answer as predicted
 CORS = {"access-control-allow-origin": "*"}
-V4_REJECTED = {"message": "Invalid token. Please check your API key.", "type": "token_rejected",
-               "code": "token_rejected"}
-V4_VERSION = "4.0.0"
 
 log = logging.getLogger("authgate")
 
@@ -28,8 +26,12 @@ def json_response(status: int, body: dict, **headers: str) -> http.Response:
                               {"content-type": "application/json", **CORS, **headers})
 
 
-def local_answer(route: str, req: http.Request, profile: str) -> http.Response:
-    """The proxy's own routes: CORS preflight, /healthz, and /healthz with another method."""
+def from_answer(a: answers.Answer) -> http.Response:
+    return http.Response.make(a.status, a.body, tuple((n.encode(), v.encode()) for n, v in a.headers))
+
+
+def local_answer(route: str, req: http.Request, profile: str, version: str) -> http.Response:
+    """The proxy's own routes: CORS preflight, the health routes, and those with another method."""
     if route == "preflight":
         return http.Response.make(200, b"", {
             **CORS,
@@ -37,26 +39,16 @@ def local_answer(route: str, req: http.Request, profile: str) -> http.Response:
             "access-control-allow-headers": req.headers.get("access-control-request-headers", "*"),
             "access-control-max-age": "3600"})
     if route == "health":
-        body = {"status": "ok", "version": V4_VERSION} if profile == "v4" else {"status": "ok"}
-        return json_response(200, body)
+        return from_answer(answers.health(profile, version))
     return json_response(405, {"error": {"message": f"{req.path.partition('?')[0]} answers GET and HEAD only",
                                          "type": "invalid_request_error"}}, allow="GET, HEAD")
 
 
 def denial(d: Decision, req: http.Request, lang: str, explained: bool) -> http.Response:
-    """401 (v4: 403 for a wrong key), explained in the client's language unless
-    explanations are off (the original's bare answers)."""
+    """401, v4's 403 token_rejected and 500 (answers.denial), explained in the client's
+    language unless explanations are off (the original's bare answers)."""
     lang = explain.pick_language(req.headers.get("accept-language"), lang)
-    if d.status == 403:  # v4: the original's token_rejected body, the explanation beside it
-        body = {"error": V4_REJECTED}
-        if explained:
-            body["auth_gate"] = {**explain.detail(d, lang), "message": explain.message(d, lang)}
-        return json_response(403, body)
-    if not explained:  # the original: a bare 401, CORS header only
-        return http.Response.make(401, b"", CORS)
-    return http.Response.make(401, explain.denial_body(d, req.path, lang), {
-        "content-type": "application/json", **CORS, "content-language": lang,
-        "www-authenticate": explain.www_authenticate(d)})
+    return from_answer(answers.denial(d, req.path, lang, explained))
 
 
 def absolute_form_refused(req: http.Request, upstream_url: str) -> http.Response:

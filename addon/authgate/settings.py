@@ -37,7 +37,7 @@ IDLE_LIMIT = 600  # mitmproxy drops a connection idle this long (its TCP_TIMEOUT
 _PROXY_FIELDS = ("port", "allow_lan_access", "auth_mode", "api_key", "profile", "auth_enforce",
                  "admin_password", "version")
 _UPSTREAM_FIELDS = ("url", "headers", "timeout")
-_TOP_FIELDS = ("proxy", "upstream", "tokens", "headless")
+_TOP_FIELDS = ("proxy", "upstream", "tokens", "headless", "app_config")
 _TOKEN_FIELDS = ("token", "username", "description", "expires_type", "expires_at", "max_ips",
                  "curfew_start", "curfew_end", "enabled", "bound_ips")
 # A key travels in a header: visible ASCII, no spaces.
@@ -103,6 +103,9 @@ class FileConfig:
     headless: bool = False  # the app's headless start: its environment overrides applied (apply_headless)
     # What the original logs at a headless start, (level, line) in its order.
     startup_log: tuple[tuple[str, str], ...] = ()
+    # The app's gui_config.json, as written (antigravity, or a path): its proxy.* give
+    # the auth fields (sources.py); None: config.yaml gives them.
+    app_config: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +126,12 @@ class Settings:
     tokens: tuple[_tokens.TokenRow, ...] = ()  # config.yaml's tokens: (see tokens.MemoryTokenStore)
     headless: bool = False
     startup_log: tuple[tuple[str, str], ...] = ()
+    # ---- the app's own config in force (sources.py); None when config.yaml gives the auth fields
+    app_config: str | None = None  # gui_config.json's path
+    app_port: int | None = None  # where the app itself listens (its proxy.port)
+    # The listener's LAN flag when it is not allow_lan_access: with the app's file, the
+    # gate listens as its own config.yaml says, whatever the app's flag (None: allow_lan_access).
+    listen_lan: bool | None = None
 
     @property
     def effective_mode(self) -> str:
@@ -131,7 +140,8 @@ class Settings:
     @property
     def listen_host(self) -> str:
         # The original binds 0.0.0.0 when LAN access is allowed.
-        return "0.0.0.0" if self.allow_lan_access else "127.0.0.1"
+        lan = self.allow_lan_access if self.listen_lan is None else self.listen_lan
+        return "0.0.0.0" if lan else "127.0.0.1"
 
 
 def generate_key() -> str:
@@ -429,10 +439,16 @@ def parse_config(text: str, source: str, environ=os.environ) -> FileConfig:
             raise ConfigError(source, str(key), "unknown section", "sections are: " + ", ".join(_TOP_FIELDS))
     proxy = _section(data, "proxy", _PROXY_FIELDS, source)
     upstream = _section(data, "upstream", _UPSTREAM_FIELDS, source)
+    app_config = data.get("app_config")
+    if app_config is not None and (not isinstance(app_config, str) or not app_config.strip()):
+        raise ConfigError(source, "app_config", f"{_shown(app_config)} is not a file",
+                          "write app_config: antigravity (the app's own gui_config.json), or its path")
     if "auth_mode" not in proxy:
-        # Never defaulted: a half-written file must not fall back to auto → off.
-        raise ConfigError(source, "proxy.auth_mode", "is missing",
-                          "add `auth_mode:` under `proxy:` (off, strict, all_except_health or auto)")
+        if app_config is None:
+            # Never defaulted: a half-written file must not fall back to auto → off.
+            raise ConfigError(source, "proxy.auth_mode", "is missing",
+                              "add `auth_mode:` under `proxy:` (off, strict, all_except_health or auto)")
+        proxy = {**proxy, "auth_mode": "auto"}  # not read: the app's file gives it
     defaults = FileConfig(auth_mode=proxy["auth_mode"])  # only its other fields' defaults are read
     cfg = FileConfig(
         auth_mode=check_mode(proxy["auth_mode"], source, "proxy.auth_mode"),
@@ -450,6 +466,7 @@ def parse_config(text: str, source: str, environ=os.environ) -> FileConfig:
         version=check_version(proxy["version"], source, "proxy.version") if "version" in proxy else None,
         tokens=parse_tokens(data.get("tokens"), source),
         headless=check_bool(data.get("headless", False), source, "headless"),
+        app_config=app_config,
     )
     return apply_headless(cfg, source, environ) if cfg.headless else cfg
 

@@ -1,7 +1,9 @@
 """Shadow mode (auth_enforce: false): the gate forwards everything as sent, and
 when the real proxy's answer arrives (or fails to), says whether it is what the
-auth layer would give: in the flow comment, the marker and the log, and in
-metadata for the x-auth-gate header (Replies).
+auth layer would give (verdict.py): in the flow comment, the marker and the log,
+and in metadata for the x-auth-gate header (Replies). Profile v4 predicts the
+exact answer (401, 403 with its message, 500); a 403 or 503 is judged once its
+body is in, since the body tells who answered.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import logging
 
 from mitmproxy import http
 
-from . import explain, responses
+from . import responses, verdict
 from .state import GateAddon
 
 log = logging.getLogger("authgate")
@@ -20,7 +22,12 @@ class Shadow(GateAddon):
     name = "authgate.shadow"
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
-        self._judge(flow)
+        meta = flow.metadata.get("auth")
+        if meta and meta.get("shadow") and not verdict.needs_body(meta, flow.response.status_code):
+            self._judge(flow)
+
+    def response(self, flow: http.HTTPFlow) -> None:
+        self._judge(flow)  # a 403 or 503 under profile v4, its body in (a judged flow is left as it is)
 
     def error(self, flow: http.HTTPFlow) -> None:
         self._judge(flow)
@@ -31,10 +38,19 @@ class Shadow(GateAddon):
             return
         status = flow.response.status_code if flow.response else None
         error = flow.error.msg if flow.error else None
-        flow.comment, meta["shadow_verdict"] = explain.shadow_verdict(
-            meta["predicted"], meta["outcome"] == "allow", status, error, self.state.lang)
-        surprising = meta["shadow_verdict"] in explain.SHADOW_SURPRISES
+        body = _body(flow.response) if status in verdict.BODY_STATUSES else None
+        flow.comment, code = verdict.judge(meta, status, body, error, self.state.lang)
+        meta["shadow_verdict"] = code
+        surprising = code in verdict.SURPRISES
+        refused = status in (401, 403) or (code == "as_predicted" and status == 500)
         flow.marked = (responses.SURPRISE_MARKER if surprising
-                       else (responses.DENIED_MARKER if status in (401, 403) else ""))
+                       else (responses.DENIED_MARKER if refused else ""))
         if surprising:
             log.warning(f"{flow.comment} — {flow.request.method} {responses.loggable(flow.request)}")
+
+
+def _body(response: http.Response) -> bytes | None:
+    try:
+        return response.get_content(strict=False)
+    except ValueError:
+        return None

@@ -1,23 +1,25 @@
 """What the gate's addons share: the settings snapshot in force, read from
-config.yaml with the option overrides on top, and how to say things.
+config.yaml (and the app's gui_config.json when it is named, sources.py) with
+the option overrides on top, the user-token store, and how to say things.
 
 auth.py makes one GateState and hands it to every addon. The ConfigFile addon
-feeds it (options, the file, the idle watcher); the others read `settings`,
-`lang` and `explain`, call `reload_if_changed()` before they act, and
-`decide()` a request under the snapshot. A new
-snapshot replaces the old only when it is valid; whoever must follow it (the
-listener) subscribes with `on_change`. No mitmproxy import.
+feeds it (options, the files, the idle watcher); the others read `settings`,
+`lang` and `explain`, call `reload_if_changed()` before they act, `decide()` a
+request under the snapshot and its token store, and `record()` the IP binding
+a decision names once its response is out. A new snapshot replaces the old
+only when it is valid; whoever must follow it (the listener) subscribes with
+`on_change`. No mitmproxy import.
 """
-
 from __future__ import annotations
 
 import logging
 import os
 from typing import Callable
 
+from . import sources
+from .appconfig import AppConfig
 from .decision import Decision, RequestView, decide
-from .settings import (ConfigError, FileConfig, Overrides, Settings, fingerprint, generate_key, merge,
-                       read_config, write_key)
+from .settings import ConfigError, Overrides, Settings, fingerprint
 
 log = logging.getLogger("authgate")
 
@@ -30,9 +32,12 @@ class GateState:
         self.inert = False  # a start-up error: every addon stays inert while mitmproxy exits
         self.passed = 0
         self.denied = 0
-        self._file: FileConfig | None = None  # last good config.yaml
-        self._path = ""
-        self._stamp: tuple | None = None  # config.yaml's (mtime, size, inode) when last read
+        self.store = None  # the user-token store in force (profile v4; None: no user tokens)
+        self.app: AppConfig | None = None  # the app's gui_config.json in force, if one is
+        self._source: sources.Source | None = None  # the files the snapshot comes from
+        self._snap: sources.Snapshot | None = None  # the last good one: settings and the files as read
+        self._stamp: tuple | None = None  # the files' stat when last read (sources.stamp)
+        self._recorded: dict = {}  # IP bindings recorded in memory, per token source: survive reloads
         self._overrides = Overrides()
         self._subscribers: list[Callable[[Settings], None]] = []
 
@@ -48,77 +53,78 @@ class GateState:
 
     def decide(self, req) -> Decision:
         """The decision on a request (mitmproxy's http.Request) under the snapshot in force."""
-        return decide(RequestView(req.method, req.path, req.headers.fields), self.settings)
+        return decide(RequestView(req.method, req.path, req.headers.fields), self.settings, self.store)
+
+    def record(self, bind: tuple[str, str]) -> None:
+        """The IP binding the original records once the response is built (monitor.rs),
+        whatever its status: in memory, never in the app's database."""
+        if self.store is not None:
+            self.store.record(*bind)
 
     @property
     def loaded(self) -> bool:
-        return self._file is not None
+        return self._source is not None
 
-    def load(self, path: str, over: Overrides) -> None:
-        """Read config.yaml (generating a missing key) and put it in force with
-        the overrides; ConfigError, and nothing changes, when either is invalid."""
-        file, stamp = _read(path, over)
-        new = merge(file, over, path)
-        self._file, self._stamp, self._path, self._overrides = file, stamp, path, over
-        self._install(new, "loaded")
+    def load(self, source: sources.Source, over: Overrides) -> None:
+        """Read the files (config.yaml generating a missing key, and the app's) and put
+        them in force with the overrides; ConfigError, and nothing changes, when invalid."""
+        snap = sources.read(source, over)
+        self._source, self._overrides = source, over
+        self._install(snap, "loaded")
 
     def override(self, over: Overrides) -> None:
-        """The options changed: the last good file with these overrides on top."""
-        new = merge(self._file, over, self._path)
+        """The options changed: the files as last read, with these overrides on top."""
+        snap = sources.rebuild(self._snap, self._source, over)
         self._overrides = over
-        self._install(new, "options changed")
+        self._install(snap, "options changed")
 
     def reload_if_changed(self) -> None:
-        """Read config.yaml again if it changed; a bad edit is logged once and
+        """Read the files again if one changed; a bad edit is logged once and
         the last good snapshot stays."""
-        path = self._path
-        stamp = _stamp(path)
-        if stamp == self._stamp:
+        source = self._source
+        app = self.settings.app_config if self.settings else source.app
+        stamp, previous = sources.stamp(source, app), self._stamp
+        if stamp == previous:
             return
         self._stamp = stamp
         keeping = f"keeping the last good config ({describe(self.settings)})"
-        if stamp is None:
-            log.error(f"{path}: the file is gone; {keeping}")
+        if missing := sources.gone(source, app):
+            log.error(f"{missing}: the file is gone; {keeping}")
             return
         try:
-            file, self._stamp = _read(path, self._overrides)
-            new = merge(file, self._overrides, path)
+            snap = sources.read(source, self._overrides)
         except ConfigError as e:
             log.error(f"{e} — {keeping}")
             return
         except OSError as e:
-            log.error(f"{path}: cannot be read ({e}); {keeping}")
+            log.error(f"{source.config}: cannot be read ({e}); {keeping}")
             return
-        self._file = file
-        self._install(new, f"{os.path.basename(path)} changed")
+        changed = [os.path.basename(p) for p, before, after in zip((source.config, app), previous, stamp)
+                   if p and before != after]
+        self._install(snap, f"{', '.join(changed) or os.path.basename(source.config)} changed")
 
-    def _install(self, new: Settings, why: str) -> None:
-        old, self.settings = self.settings, new
+    def close(self) -> None:
+        if hasattr(self.store, "close"):
+            self.store.close()
+
+    def _install(self, snap: sources.Snapshot, why: str) -> None:
+        new = snap.settings
+        old, self.settings, self.app, self._stamp, self._snap = self.settings, new, snap.app, snap.stamp, snap
+        self.store = sources.token_store(new, snap.app, self.store, self._recorded)
         if old != new:
-            log.info(f"auth gate ({why}): {describe(new)}")
+            log.info(f"auth gate ({why}): {describe(new)}; {sources.describe_source(new, self.store)}")
+            if old is None or new.startup_log != old.startup_log:
+                for level, line in new.startup_log:  # the original's own lines at a headless start
+                    log.log(LEVELS[level], f"headless start, as the original logs it: {line}")
+            before = sources.warnings(old) if old else []
+            for line in sources.warnings(new):
+                if line not in before:
+                    log.warning(line)
         for callback in self._subscribers:
             callback(new)
 
 
-def _read(path: str, over: Overrides) -> tuple[FileConfig, tuple | None]:
-    """Read config.yaml; a missing api_key is generated once and written back."""
-    stamp = _stamp(path)
-    file = read_config(path)
-    if file.api_key is None and over.api_key is None:
-        key = generate_key()
-        write_key(path, key)
-        log.warning(f"{path}: proxy.api_key was missing; generated {fingerprint(key)} and saved it there")
-        stamp = _stamp(path)
-        file = read_config(path)
-    return file, stamp
-
-
-def _stamp(path: str) -> tuple | None:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return st.st_mtime_ns, st.st_size, st.st_ino
+LEVELS = {"error": logging.ERROR, "warn": logging.WARNING, "info": logging.INFO}
 
 
 def describe(s: Settings) -> str:
@@ -127,6 +133,8 @@ def describe(s: Settings) -> str:
     over = f", options override {', '.join(s.overridden)}" if s.overridden else ""
     added = f" (adds {', '.join(n for n, _ in s.upstream.headers)})" if s.upstream.headers else ""
     profile = f", profile {s.profile}" if s.profile != "faq" else ""
+    if s.profile == "v4":
+        profile += f", admin_password {'set' if s.admin_password else 'not set (the api_key guards /api/)'}"
     shadow = ", SHADOW MODE (forwards everything, predicts)" if not s.enforce else ""
     return (f"mode {mode} (allow_lan_access={str(s.allow_lan_access).lower()}), "
             f"api_key {fingerprint(s.api_key)}, upstream {s.upstream.url}{added}, port {s.port}"
