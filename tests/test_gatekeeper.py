@@ -114,3 +114,83 @@ async def test_accept_language_picks_the_401_language(gate):
         assert f.response.headers["content-language"] == lang
         assert json.loads(f.response.content)["error"]["message"] == explain.message(gate.state.decide(f.request), lang)
     assert f.comment.startswith("401 · strict · no key header")  # comments follow auth_lang, not the client
+
+
+# ---- profile v4 wired: the token store, the original's answers and log lines (answers.py)
+
+V4 = """proxy:
+  auth_mode: strict
+  api_key: "{key}"
+  profile: v4
+  admin_password: "admin-pass"
+  version: "4.5.7"
+upstream:
+  url: http://127.0.0.1:{upstream}
+tokens:
+  - token: sk-expired
+    username: dave
+    expires_type: custom
+    expires_at: 1000
+  - token: sk-night
+    username: erin
+    curfew_start: "00:00"
+    curfew_end: "24:00"
+"""
+
+
+async def test_v4_tokens_admin_routes_health_and_log_lines(tmp_path, upstream, caplog):
+    from gate_harness import running_gate
+    caplog.set_level(logging.INFO)
+    path = tmp_path / "config.yaml"
+    path.write_text(V4.format(key=KEY, upstream=upstream))
+    with running_gate(path) as g:
+        f = await send(g, headers=[("x-api-key", "sk-expired")])
+        assert f.response.status_code == 403 and f.comment.startswith("403 · strict · x-api-key won")
+        assert json.loads(f.response.content)["error"]["message"] == (
+            "Your token has expired. Please contact the administrator to renew it.")
+        assert ("authgate", logging.WARNING, "UserToken rejected: Your token has expired. Please contact the "
+                "administrator to renew it.") in caplog.record_tuples
+        f = await send(g, headers=[("x-api-key", "sk-night")])
+        assert json.loads(f.response.content)["error"]["message"].startswith(
+            "Service is not available between 00:00 and 24:00 Beijing Time (Curfew enabled). Current Beijing time: ")
+        # admin routes: the password, never the api_key; /api/health public in every mode
+        assert (await send(g, "/api/accounts")).response.status_code == 401
+        f = await send(g, "/api/accounts", headers=[("Authorization", f"Bearer {KEY}")])
+        assert f.response.status_code == 401 and f.response.content  # explained; bare with auth_explain=false
+        assert f.metadata["auth"]["reason"] == "admin_api_key_refused" and f.comment.startswith("401 · admin API")
+        assert (await send(g, "/api/accounts", headers=[("x-api-key", "admin-pass")])).response is None
+        f = await send(g, "/api/health")
+        assert json.loads(f.response.content) == {"status": "ok", "version": "4.5.7"}  # proxy.version
+        assert f.response.content == b'{"status":"ok","version":"4.5.7"}'  # compact, as serde_json writes it
+        g.configure(auth_version="4.2.1")
+        assert json.loads((await send(g, "/api/health")).response.content)["version"] == "4.2.1"
+        assert "sk-expired" not in caplog.text and "admin-pass" not in caplog.text and KEY not in caplog.text
+
+
+async def test_v4_token_store_failure_is_the_originals_500(gate, monkeypatch, caplog):
+    from authgate.tokens import TokenStoreError
+
+    class Failing:
+        def lookup(self, token):
+            raise TokenStoreError("Failed to open database: unable to open database file")
+
+    gate.configure(auth_profile="v4")
+    monkeypatch.setattr(gate.state, "store", Failing())
+    f = await send(gate, headers=[("x-api-key", "sk-wrong")])
+    assert f.response.status_code == 500 and f.marked == ":no_entry:"
+    assert json.loads(f.response.content)["auth_gate"]["reason"] == "token_store_error"
+    assert ("authgate", logging.ERROR, "UserToken validation error: Failed to open database: unable to open "
+            "database file") in caplog.record_tuples
+    gate.configure(auth_explain=False)
+    f = await send(gate, headers=[("x-api-key", "sk-wrong")])
+    assert (f.response.status_code, f.response.content) == (500, b"")
+
+
+async def test_v4_admin_password_option_and_empty_credentials_log(gate, config, upstream, caplog):
+    gate.configure(auth_profile="v4", auth_admin_password="pw")
+    assert (await send(gate, "/api/config", headers=[("x-api-key", "pw")])).response is None
+    write(config, key="", upstream_port=upstream)
+    gate.configure(auth_admin_password="")
+    assert (await send(gate, "/api/config", headers=[("x-api-key", "pw")])).response.status_code == 401
+    assert ("authgate", logging.ERROR, "Admin auth is required but both api_key and admin_password are empty; "
+            "denying request") in caplog.record_tuples

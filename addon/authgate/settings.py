@@ -502,7 +502,7 @@ def parse_headers(value, source: str, environ=os.environ) -> tuple[tuple[str, st
     return tuple(out)
 
 
-def read_config(path: str | os.PathLike) -> FileConfig:
+def read_config(path: str | os.PathLike, environ=os.environ) -> FileConfig:
     try:
         text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -510,7 +510,7 @@ def read_config(path: str | os.PathLike) -> FileConfig:
                           "create it (copy the repository's config.yaml) or point --set auth_config=PATH at one") from None
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError(str(path), "(file)", f"cannot be read ({e})", "check the file's permissions and encoding") from None
-    return parse_config(text, str(path))
+    return parse_config(text, str(path), environ)
 
 
 @dataclass(frozen=True, slots=True)

@@ -123,7 +123,7 @@ def read(source: Source, over: Overrides, environ=os.environ, home=None) -> Snap
     """Read the files into a snapshot; ConfigError when one is invalid. A missing
     api_key in config.yaml is generated and written back, without the app's file only."""
     before = _stat(source.config)
-    own = read_config(source.config)
+    own = read_config(source.config, environ)
     app_file = app_path(source, own, environ, home)
     if app_file is None:
         if own.api_key is None and over.api_key is None:
@@ -132,7 +132,7 @@ def read(source: Source, over: Overrides, environ=os.environ, home=None) -> Snap
             log.warning(f"{source.config}: proxy.api_key was missing; generated {fingerprint(key)} "
                         f"and saved it there")
             before = _stat(source.config)
-            own = read_config(source.config)
+            own = read_config(source.config, environ)
         return rebuild(Snapshot(None, own, None, (before,)), source, over, environ)
     stamps = (before, _stat(app_file), os.path.exists(Path(app_file).parent / "user_tokens.db"))
     return rebuild(Snapshot(None, own, read_app_config(app_file), stamps), source, over, environ)
