@@ -1,6 +1,6 @@
 """The FAQ's lesson, reproduced against a live gate: `just demo`.
 
-    python3 addon/faq_lesson.py [--lang fr]
+    python3 addon/faq_lesson.py [--lang fr] [--profile v4]
 
 Starts the gate (mitmdump with addon/auth.py) and a local upstream on free
 loopback ports, then walks the FAQ: step 1 (/healthz under each mode), step 2
@@ -9,6 +9,7 @@ line), step 4 (the headers) and every row of the pitfalls table. Between
 scenarios it edits the gate's config file, which applies to the next request
 (no restart). Prints each scenario with its curl line, the status, the header
 that won and why; exits 1 if anything behaves otherwise than the FAQ says.
+`--profile v4` walks today's release instead (v4_lesson.py).
 """
 
 from __future__ import annotations
@@ -230,7 +231,13 @@ def _wait_for(predicate, timeout: float = 3.0) -> bool:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--lang", default="en", choices=explain.LANGUAGES, help="language of the why column")
-    sys.exit(run(parser.parse_args().lang))
+    parser.add_argument("--profile", default="faq", choices=("faq", "v4"),
+                        help="faq: the FAQ's lesson (v3.3.50); v4: what v4.5.8 changed, against the app's files")
+    args = parser.parse_args()
+    if args.profile == "v4":
+        import v4_lesson
+        sys.exit(v4_lesson.run(args.lang))
+    sys.exit(run(args.lang))
 
 
 if __name__ == "__main__":

@@ -36,3 +36,28 @@ def test_just_demo_in_another_language():
                          capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stdout + run.stderr
     assert "clé" in run.stdout.lower()
+
+
+def test_just_demo_profile_v4_walks_what_v4_5_8_changed():
+    import v4_lesson
+    out = io.StringIO()
+    assert v4_lesson.run("en", out) == 0
+    text = out.getvalue()
+    n = len(v4_lesson.LESSON)
+    assert f"{n} of {n} scenarios behave as v4.5.8's code says." in text and "✗" not in text
+    for words in ("/api/health without a key, strict: public in every mode", "admin route with the admin_password",
+                  "admin route with the api_key once admin_password is set: 401",
+                  "403: Invalid token. Please check your API key.",
+                  "403: Your token has expired. Please contact the administrator to renew it.",
+                  "Beijing Time (Curfew enabled). Current Beijing time: ",
+                  "log: UserToken rejected: Invalid token. Please check your API key."):
+        assert words in text, words
+    assert v4_lesson.PASSWORD not in text
+    assert "sk-" not in text.replace("sk-user-", "").replace("sk-unknown", "").replace("KEY=sk-…", "")
+
+
+def test_just_demo_profile_v4_from_the_command_line():
+    run = subprocess.run([sys.executable, str(REPO / "addon" / "faq_lesson.py"), "--profile", "v4", "--lang", "ja"],
+                         capture_output=True, text=True, timeout=90)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "scenarios behave as v4.5.8's code says." in run.stdout
