@@ -26,7 +26,7 @@ async def test_explicit_flags_win_over_the_file(config):
         assert g.tctx.options.mode == ["reverse:http://127.0.0.1:1@5555"]
 
 
-def test_headless_listens_on_all_interfaces_and_says_so_loudly(tmp_path, upstream, monkeypatch, caplog):
+async def test_headless_listens_on_all_interfaces_and_says_so_loudly(tmp_path, upstream, monkeypatch, caplog):
     # lib.rs:255-338: the headless start sets allow_lan_access unless ABV_BIND_LOCAL_ONLY
     caplog.set_level(logging.INFO)
     for name in ("ABV_BIND_LOCAL_ONLY", "ABV_API_KEY", "API_KEY", "ABV_WEB_PASSWORD", "WEB_PASSWORD",

@@ -99,7 +99,8 @@ class GateState:
         except OSError as e:
             log.error(f"{source.config}: cannot be read ({e}); {keeping}")
             return
-        changed = [os.path.basename(p) for p, before, after in zip((source.config, app), previous, stamp)
+        names = (source.config, app, "user_tokens.db")
+        changed = [os.path.basename(p) for p, before, after in zip(names, previous or (), stamp)
                    if p and before != after]
         self._install(snap, f"{', '.join(changed) or os.path.basename(source.config)} changed")
 
@@ -110,7 +111,9 @@ class GateState:
     def _install(self, snap: sources.Snapshot, why: str) -> None:
         new = snap.settings
         old, self.settings, self.app, self._stamp, self._snap = self.settings, new, snap.app, snap.stamp, snap
-        self.store = sources.token_store(new, snap.app, self.store, self._recorded)
+        store, self.store = self.store, sources.token_store(new, snap.app, self.store, self._recorded)
+        if store is not self.store and hasattr(store, "close"):
+            store.close()  # the app's database no longer in force
         if old != new:
             log.info(f"auth gate ({why}): {describe(new)}; {sources.describe_source(new, self.store)}")
             if old is None or new.startup_log != old.startup_log:
