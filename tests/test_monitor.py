@@ -70,3 +70,16 @@ async def test_faq_and_denials_record_nothing(gate):
     f = await send(gate, headers=[("x-api-key", "sk-wrong")])
     assert f.response.status_code == 403 and "auth_bind" not in f.metadata
 
+
+
+def test_hooks_that_a_snapshot_does_not_need_are_not_called(gate):
+    # each handler mitmproxy calls costs 1-2 µs per flow: Monitor's only under v4, the late
+    # shadow verdict's (Shadow, Replies) only in shadow mode
+    assert gate.monitor.response is None and gate.monitor.error is None
+    assert gate.shadow.response is None and gate.replies.response is None
+    gate.configure(auth_profile="v4", auth_enforce="false")
+    assert callable(gate.monitor.response) and callable(gate.monitor.error)
+    assert callable(gate.shadow.response) and callable(gate.replies.response)
+    gate.configure(auth_profile="faq", auth_enforce="true")
+    assert gate.monitor.response is None and gate.shadow.response is None
+    assert callable(gate.replies.error) and callable(gate.shadow.error)  # never switched

@@ -10,11 +10,19 @@ from __future__ import annotations
 
 from mitmproxy import http
 
-from .state import GateAddon
+from .settings import Settings
+from .state import GateAddon, GateState
 
 
 class Monitor(GateAddon):
     name = "authgate.monitor"
+
+    def __init__(self, state: GateState) -> None:
+        super().__init__(state)
+        state.on_change(self._follow)
+
+    def _follow(self, s: Settings) -> None:
+        self.hooks_when(s.profile == "v4", "response", "error")  # faq decisions name no binding
 
     def response(self, flow: http.HTTPFlow) -> None:
         self._record(flow)

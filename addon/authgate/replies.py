@@ -10,11 +10,19 @@ from __future__ import annotations
 from mitmproxy import connection, http
 
 from . import explain, mitmproxy_compat, responses
-from .state import GateAddon
+from .settings import Settings
+from .state import GateAddon, GateState
 
 
 class Replies(GateAddon):
     name = "authgate.replies"
+
+    def __init__(self, state: GateState) -> None:
+        super().__init__(state)
+        state.on_change(self._follow)
+
+    def _follow(self, s: Settings) -> None:
+        self.hooks_when(not s.enforce, "response")  # shadow mode's late verdicts only
 
     def load(self, loader) -> None:
         mitmproxy_compat.install()

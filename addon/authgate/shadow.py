@@ -13,13 +13,21 @@ import logging
 from mitmproxy import http
 
 from . import responses, verdict
-from .state import GateAddon
+from .settings import Settings
+from .state import GateAddon, GateState
 
 log = logging.getLogger("authgate")
 
 
 class Shadow(GateAddon):
     name = "authgate.shadow"
+
+    def __init__(self, state: GateState) -> None:
+        super().__init__(state)
+        state.on_change(self._follow)
+
+    def _follow(self, s: Settings) -> None:
+        self.hooks_when(not s.enforce, "response")  # the v4 403/503 judged with its body
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
         meta = flow.metadata.get("auth")

@@ -149,3 +149,14 @@ class GateAddon:
 
     def __init__(self, state: GateState) -> None:
         self.state = state
+
+    def hooks_when(self, on: bool, *names: str) -> None:
+        """Handlers an addon needs under some snapshots only (shadow mode, profile v4). Off, the
+        instance answers mitmproxy's lookup with None, "no handler here", as the script module
+        does (auth.py): each handler mitmproxy calls costs 1-2 µs per flow. A flow in flight when
+        the setting changes is finished under the new one."""
+        for name in names:
+            if on:
+                self.__dict__.pop(name, None)
+            else:
+                setattr(self, name, None)
