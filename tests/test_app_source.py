@@ -164,3 +164,13 @@ def test_shadow_mode_with_the_apps_file_warns_when_the_upstream_is_not_the_app(d
 def auth_default_upstream() -> str:
     from authgate.settings import read_config
     return read_config(Path(auth.DEFAULT_CONFIG)).upstream.url
+
+
+def test_an_app_file_without_proxy_says_its_key_is_random(tmp_path, caplog):
+    # #[serde(default)] proxy: the app's defaults, a new random api_key on every load (Q9)
+    from appfiles import TOP
+    write_gui_config(tmp_path / "gui_config.json", dict(TOP))
+    with running_gate(tmp_path / "gui_config.json") as g:
+        assert g.settings.effective_mode == "off" and g.settings.api_key.startswith("sk-")
+        assert "no \"proxy\" key: the app uses its defaults, with a new random api_key on every load" in caplog.text
+        assert g.settings.api_key not in caplog.text

@@ -75,3 +75,20 @@ def test_now_needs_a_time_zone(config, capsys):
     with pytest.raises(SystemExit):
         explain_cli.run(["--config", config, "--now", "2026-12-01T23:30"])
     assert "give a time zone" in capsys.readouterr().err
+
+
+def test_the_apps_own_files_as_the_gate_reads_them(tmp_path, monkeypatch):
+    from appfiles import gui_config, make_token_db, snapshot_dir, write_gui_config
+    data = tmp_path / "abv"
+    data.mkdir()
+    write_gui_config(data / "gui_config.json", gui_config(mode="all_except_health", key=KEY, admin_password="pw"))
+    make_token_db(data / "user_tokens.db", [{"id": "u-1", "token": "sk-app-user", "username": "zoe",
+                                             "expires_type": "day", "expires_at": 1000}])
+    before = snapshot_dir(data)
+    monkeypatch.setenv("ABV_DATA_DIR", str(data))
+    out = explain_cli.run(["--config", "antigravity", "-H", "x-api-key: sk-app-user"])
+    assert "comment: 403 · all_except_health · x-api-key won (Authorization absent) · user token expired" in out
+    assert f"settings: {data / 'gui_config.json'}, api_key sk-…cdef" in out
+    out = explain_cli.run(["--config", str(data / "gui_config.json"), "/api/accounts", "-H", f"x-api-key: {KEY}"])
+    assert "401 · admin API" in out and "api_key refused" in out
+    assert snapshot_dir(data) == before

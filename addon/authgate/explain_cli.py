@@ -4,8 +4,10 @@
     PYTHONPATH=addon python3 -m authgate.explain_cli -H 'x-api-key: sk-...' /v1/models
 
 Flags read like curl's. The settings come from config.yaml (the repository's,
-or --config), with --mode, --lan/--no-lan, --key and --profile on top. The
-words are the ones the gate's 401 body uses. Nothing is written anywhere.
+or --config), with --mode, --lan/--no-lan, --key and --profile on top; or from
+the app's gui_config.json (--config antigravity, a .json path, or config.yaml's
+app_config), as the gate reads it (sources.py). The words are the ones the
+gate's 401 body uses. Nothing is written anywhere.
 
 With --profile v4 (v4.5.8): --admin-password, the user tokens of config.yaml's
 `tokens:` list or of the app's own database (--tokens-db, read-only), and
@@ -21,7 +23,8 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
-from . import answers, explain
+from . import answers, explain, sources
+from .appconfig import read_app_config
 from .decision import MODES, PROFILES, RequestView, decide
 from .settings import ConfigError, Overrides, fingerprint, merge, read_config
 from .tokens import MemoryTokenStore, SqliteTokenStore
@@ -35,7 +38,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("-H", "--header", action="append", default=[], metavar="'Name: value'",
                    help="a request header, as with curl (repeat for several, in order)")
     p.add_argument("-X", "--request", default="GET", metavar="METHOD", help="HTTP method (default GET)")
-    p.add_argument("--config", default=str(DEFAULT_CONFIG), help="config.yaml to read (default: the repository's)")
+    p.add_argument("--config", default=str(DEFAULT_CONFIG),
+                   help="config.yaml to read (default: the repository's), or the app's gui_config.json "
+                        "(antigravity: the app's own)")
     p.add_argument("--mode", choices=MODES, help="override proxy.auth_mode")
     lan = p.add_mutually_exclusive_group()
     lan.add_argument("--lan", dest="lan", action="store_true", default=None, help="allow_lan_access: true")
@@ -79,11 +84,21 @@ def run(argv: list[str]) -> str:
         argv = argv[1:]
     args = parser().parse_args(argv)
     headers = tuple(parse_header(h) for h in args.header)
-    cfg = read_config(args.config)
-    settings = merge(cfg, Overrides(auth_mode=args.mode, api_key=args.key, allow_lan_access=args.lan,
-                                    profile=args.profile, admin_password=args.admin_password), args.config)
+    source = sources.source_for(args.config, str(DEFAULT_CONFIG))
+    cfg = read_config(source.config)
+    over = Overrides(auth_mode=args.mode, api_key=args.key, allow_lan_access=args.lan, profile=args.profile,
+                     admin_password=args.admin_password)
+    app_file = sources.app_path(source, cfg)
+    app = read_app_config(app_file) if app_file else None
+    if app is not None:  # the app's file gives the auth fields, its database the user tokens
+        settings = sources.rebuild(sources.Snapshot(None, cfg, app, ()), source, over).settings
+        args.config = app.path
+        if args.tokens_db is None and Path(app.token_db).exists():
+            args.tokens_db = app.token_db
+    else:
+        settings = merge(cfg, over, args.config)
     notes = []
-    ungenerated = args.key is None and cfg.api_key is None
+    ungenerated = args.key is None and cfg.api_key is None and app is None
     if ungenerated:
         notes.append(f"note: {args.config} has no api_key yet (the gate generates one at first start); "
                      "no presented key can match it")

@@ -166,9 +166,9 @@ def token_store(settings: Settings, app: AppConfig | None, old, recorded: dict):
     return None
 
 
-def warnings(s: Settings) -> list[str]:
+def warnings(s: Settings, app: AppConfig | None = None) -> list[str]:
     """What a snapshot should make the gate say out loud at start (and when it changes)."""
-    out = []
+    out = [f"{app.path}: {note}" for note in app.notes] if app is not None else []
     if s.app_config is not None and not s.enforce and s.upstream.port != s.app_port:
         out.append(f"shadow mode with the app's config, but upstream.url is {s.upstream.url}, not the app's "
                    f"port {s.app_port}: the verdicts judge that upstream's answers, not the app's. "

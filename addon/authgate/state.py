@@ -109,7 +109,7 @@ class GateState:
             self.store.close()
 
     def _install(self, snap: sources.Snapshot, why: str) -> None:
-        new = snap.settings
+        new, last = snap.settings, self._snap
         old, self.settings, self.app, self._stamp, self._snap = self.settings, new, snap.app, snap.stamp, snap
         store, self.store = self.store, sources.token_store(new, snap.app, self.store, self._recorded)
         if store is not self.store and hasattr(store, "close"):
@@ -119,8 +119,8 @@ class GateState:
             if old is None or new.startup_log != old.startup_log:
                 for level, line in new.startup_log:  # the original's own lines at a headless start
                     log.log(LEVELS[level], f"headless start, as the original logs it: {line}")
-            before = sources.warnings(old) if old else []
-            for line in sources.warnings(new):
+            before = sources.warnings(old, last.app) if old else []
+            for line in sources.warnings(new, snap.app):
                 if line not in before:
                     log.warning(line)
         for callback in self._subscribers:
