@@ -10,12 +10,11 @@ from pathlib import Path
 import pytest
 
 import auth
-from appfiles import digest, gui_config, make_token_db, snapshot_dir, write_gui_config
-from gate_harness import KEY, default_config, running_gate, send, upstream, write  # noqa: F401
+from appfiles import digest, make_token_db, snapshot_dir, write_gui_config
+from gate_harness import KEY, default_config, running_gate, send, upstream  # noqa: F401
 
 APP_KEY = "sk-app0123456789abcdef0123456789ab"
 NEW_KEY = "sk-new0123456789abcdef0123456789ab"
-NOW_PLUS = 4102444800  # 2100-01-01
 
 
 @pytest.fixture
