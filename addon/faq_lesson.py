@@ -8,7 +8,9 @@ loopback ports, then walks the FAQ: step 1 (/healthz under each mode), step 2
 line), step 4 (the headers) and every row of the pitfalls table. Between
 scenarios it edits the gate's config file, which applies to the next request
 (no restart). Prints each scenario with its curl line, the status, the header
-that won and why; exits 1 if anything behaves otherwise than the FAQ says.
+that won and why (all three key headers, in their order, a non-ASCII value
+falling through to the next); exits 1 if anything behaves otherwise than the
+FAQ says. --lang: the lesson in one of the FAQ's five languages.
 `--profile v4` walks today's release instead (v4_lesson.py).
 """
 
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import http.client
+import json
 import os
 import re
 import subprocess
@@ -23,6 +26,7 @@ import sys
 import tempfile
 import threading
 import time
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -52,6 +56,7 @@ class Scenario:
 
 
 KEY_HEADER = (("Authorization", "Bearer $KEY"),)
+SMART_QUOTED = (("Authorization", "Bearer \u201c$KEY\u201d"), ("x-goog-api-key", "$KEY"))  # “key”: pasted from a document
 
 LESSON = (
     Scenario("1", "/healthz without a header, all_except_health", "all_except_health", 200, "health_exempt",
@@ -74,6 +79,12 @@ LESSON = (
              winner="Authorization"),
     Scenario("4", "x-api-key: <key>", "strict", 200, "key_ok", "strict", headers=(("x-api-key", "$KEY"),),
              winner="x-api-key"),
+    Scenario("4", "x-goog-api-key: <key>", "strict", 200, "key_ok", "strict",
+             headers=(("x-goog-api-key", "$KEY"),), winner="x-goog-api-key"),
+    Scenario("4", "x-goog-api-key and x-api-key: x-api-key comes first", "strict", 200, "key_ok", "strict",
+             headers=(("x-goog-api-key", "sk-old"), ("x-api-key", "$KEY")), winner="x-api-key"),
+    Scenario("4", "non-ASCII Authorization is skipped: the next header is read", "strict", 200, "key_ok",
+             "strict", headers=SMART_QUOTED, winner="x-goog-api-key"),
     Scenario("pitfall", "auto, but localhost still gets 401 (allow_lan_access=true)", "auto", 401, "missing",
              "all_except_health", lan=True, winner=None),
     Scenario("pitfall", "x-api-key sent, but a mismatching Authorization comes first", "strict", 401, "mismatch",
@@ -138,7 +149,8 @@ class Gate:
     def send(self, s: Scenario, lang: str) -> tuple[int, dict]:
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
         try:
-            headers = {name: value.replace("$KEY", self.key) for name, value in s.headers}
+            # bytes: a smart quote goes out as the UTF-8 a pasted key carries
+            headers = {name: value.replace("$KEY", self.key).encode() for name, value in s.headers}
             headers["Accept-Language"] = lang
             conn.request("GET", s.path, headers=headers)
             resp = conn.getresponse()
@@ -159,63 +171,83 @@ def curl_line(gate: Gate, s: Scenario) -> str:
     return " ".join(parts)
 
 
-def check(s: Scenario, status: int, seen: dict, logged: bool) -> list[str]:
+def words(lang: str) -> dict:
+    """The lesson's own words (the "lesson" part of locales/<lang>.json), English where missing."""
+    return {**_LESSON["en"], **_LESSON.get(lang, {})}
+
+
+_LESSON = {lang: json.loads((explain._LOCALES / f"{lang}.json").read_text(encoding="utf-8")).get("lesson", {})
+           for lang in explain.LANGUAGES}
+
+
+def check(s: Scenario, status: int, seen: dict, logged: bool, lang: str = "en") -> list[str]:
+    w = words(lang)
     wrong = []
     if status != s.status:
-        wrong.append(f"status {status}, the FAQ says {s.status}")
+        wrong.append(w["wrong_status"].format(got=status, want=s.status))
     if seen.get("mode") != s.effective:
-        wrong.append(f"effective mode {seen.get('mode')}, the FAQ says {s.effective}")
+        wrong.append(w["wrong_mode"].format(got=seen.get("mode"), want=s.effective))
     if seen.get("reason") != s.reason:
-        wrong.append(f"reason {seen.get('reason')}, expected {s.reason}")
+        wrong.append(w["wrong_reason"].format(got=seen.get("reason"), want=s.reason))
     winner = None if seen.get("winner", "-") == "-" else seen.get("winner")
     if s.winner is not ANY and winner != s.winner:
-        wrong.append(f"{winner} won, expected {s.winner}")
+        wrong.append(w["wrong_winner"].format(got=winner, want=s.winner))
     if s.shadowed and seen.get("shadowed") != s.shadowed:
-        wrong.append(f"no shadowed {s.shadowed} reported")
+        wrong.append(w["wrong_shadowed"].format(name=s.shadowed))
     if s.log and not logged:
-        wrong.append(f"the log line {s.log!r} did not appear")
+        wrong.append(w["wrong_log"].format(line=s.log))
     return wrong
+
+
+def pad(text: str, width: int) -> str:
+    """`text` filled to `width` terminal columns (CJK characters take two)."""
+    used = sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+    return text + " " * max(1, width - used)
 
 
 def run(lang: str = "en", out=sys.stdout) -> int:
     upstream = demo_upstream.serve("127.0.0.1", 0)
     threading.Thread(target=upstream.serve_forever, daemon=True).start()
     failures = 0
+    w = words(lang)
     with tempfile.TemporaryDirectory(prefix="faq-lesson-") as tmp:
         gate = Gate(Path(tmp) / "config.yaml", upstream.server_address[1], generate_key())
         gate.write(LESSON[0])
         try:
             gate.start()
             cat = explain.CATALOGS[lang]
-            print(f"The FAQ's lesson against a live gate: 127.0.0.1:{gate.port} → upstream "
-                  f"127.0.0.1:{gate.upstream_port}, KEY={fingerprint(gate.key)} (a throwaway key)\n", file=out)
-            print(f"   {'step':<8}{'scenario':<62}{'status':<7}{'effective mode':<19}{'header that won':<16}why",
-                  file=out)
+            print(w["intro"].format(port=gate.port, upstream=gate.upstream_port, fingerprint=fingerprint(gate.key))
+                  + "\n", file=out)
+            print("   " + pad(w["col_step"], 8) + pad(w["col_scenario"], 62) + pad(w["col_status"], 7)
+                  + pad(w["col_mode"], 19) + pad(w["col_winner"], 16) + w["col_why"], file=out)
             for s in LESSON:
                 gate.write(s)
                 seen_lines = len(gate.output)
                 status, seen = gate.send(s, lang)
                 logged = s.log is None or _wait_for(lambda: any(s.log in line for line in gate.output[seen_lines:]))
-                wrong = check(s, status, seen, logged)
+                wrong = check(s, status, seen, logged, lang)
                 failures += bool(wrong)
                 winner = seen.get("winner", "-")
                 why = cat.reasons[seen["reason"]].label if seen.get("reason") in cat.reasons else "?"
+                for name in filter(None, seen.get("skipped", "").split(",")):
+                    why += " · " + cat.phrases["skipped"].format(name=name)
                 if seen.get("shadowed"):
                     why += " · " + cat.phrases["shadowed_label"].format(name=seen["shadowed"])
-                print(f"{'✗' if wrong else '✓'}  {s.step:<8}{s.title:<62}{status:<7}{seen.get('mode', '?'):<19}"
-                      f"{winner:<16}{why}", file=out)
+                step = w["pitfall"] if s.step == "pitfall" else s.step
+                print(f"{'✗' if wrong else '✓'}  " + pad(step, 8) + pad(w["titles"].get(s.title, s.title), 62)
+                      + pad(str(status), 7) + pad(seen.get("mode", "?"), 19) + pad(winner, 16) + why, file=out)
                 print(f"{'':11}{curl_line(gate, s)}", file=out)
                 if s.log and logged:
-                    print(f"{'':11}log: {s.log}", file=out)
-                for w in wrong:
-                    print(f"{'':11}!! {w}", file=out)
+                    print(f"{'':11}" + w["log"].format(line=s.log), file=out)
+                for wrong_line in wrong:
+                    print(f"{'':11}!! {wrong_line}", file=out)
         finally:
             gate.stop()
             upstream.shutdown()
             upstream.server_close()
     total = len(LESSON)
-    print(f"\n{total - failures} of {total} scenarios behave as the FAQ says"
-          + ("." if not failures else f"; {failures} do not."), file=out)
+    summary = w["summary_ok"] if not failures else w["summary_bad"]
+    print("\n" + summary.format(ok=total - failures, total=total, bad=failures), file=out)
     return 1 if failures else 0
 
 
@@ -230,7 +262,7 @@ def _wait_for(predicate, timeout: float = 3.0) -> bool:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--lang", default="en", choices=explain.LANGUAGES, help="language of the why column")
+    parser.add_argument("--lang", default="en", choices=explain.LANGUAGES, help="language of the lesson")
     parser.add_argument("--profile", default="faq", choices=("faq", "v4"),
                         help="faq: the FAQ's lesson (v3.3.50); v4: what v4.5.8 changed, against the app's files")
     args = parser.parse_args()

@@ -8,15 +8,22 @@ over (see mitmproxy_compat), so mitmproxy's default *:8080 proxy never opens.
 
 from __future__ import annotations
 
+import asyncio
+import errno
 import logging
+import os
+import re
 
 from mitmproxy import ctx
 
-from . import mitmproxy_compat
+from . import explain, mitmproxy_compat
 from .settings import Settings
 from .state import GateAddon, GateState
 
 log = logging.getLogger("authgate")
+# mitmproxy's words for a busy port: errno 98 (Linux), 48 (macOS), 10048 (Windows)
+_IN_USE = re.compile(rf"\[Errno ({errno.EADDRINUSE}|98|48|10048)\]|already in use|only one usage", re.I)
+_WHERE = re.compile(r"listen on (\S+):(\d+)")
 
 
 class Bind(GateAddon):
@@ -52,6 +59,26 @@ class Bind(GateAddon):
         if not self._held:
             self._held = mitmproxy_compat.hold_start()
 
+    def load(self, loader) -> None:
+        self._watch = mitmproxy_compat.watch_listen_errors(self._listen_failed)
+
+    def done(self) -> None:
+        mitmproxy_compat.unwatch_listen_errors(self._watch)
+
     async def running(self) -> None:
         if self._held and not self.state.inert:
             await mitmproxy_compat.start_listeners()
+
+    def _listen_failed(self, message: str) -> None:
+        """A busy port: mitmproxy says only "[Errno 98] ... address already in use";
+        the gate says which settings move it (after mitmproxy's line)."""
+        s = self.state.settings
+        if s is None or not _IN_USE.search(message):
+            return
+        host, port = m.groups() if (m := _WHERE.search(message)) else (s.listen_host, s.port)
+        hint = explain.phrase(self.state.lang, "port_in_use", host=host, port=port,
+                              file=os.path.basename(s.config_path))
+        try:
+            asyncio.get_running_loop().call_soon(log.error, hint)
+        except RuntimeError:  # no event loop running: say it now
+            log.error(hint)

@@ -73,13 +73,16 @@ class ConfigFile(GateAddon):
                           choices=explain.LANGUAGES)
 
     def configure(self, updated: set[str]) -> None:
-        if self.state.inert:
+        if self.state.inert or self.state.announcing:
             return
         with refused_at_start(self.state):
             opts = ctx.options
-            if "auth_explain" in updated:
+            # Before the first load, whatever the update: another addon's configure (mitmweb's
+            # web_columns) may trigger the load before these reach the gate.
+            first = not self.state.loaded
+            if "auth_explain" in updated or first:
                 self.state.explain = opts.auth_explain
-            if "auth_lang" in updated:
+            if "auth_lang" in updated or first:
                 if opts.auth_lang not in explain.CATALOGS:
                     raise exceptions.OptionsError(f"option auth_lang: {opts.auth_lang!r} is not available. "
                                                   f"Fix: use one of {', '.join(explain.CATALOGS)}")
@@ -127,18 +130,22 @@ def refused_at_start(state: GateState):
 
 
 def overrides() -> Overrides:
-    opts = ctx.options
-    return Overrides(auth_mode=opts.auth_mode, api_key=opts.auth_api_key,
+    """The options someone set (an option nobody set reads as config.yaml's value: editor.py)."""
+    return Overrides(auth_mode=_set("auth_mode"), api_key=_set("auth_api_key"),
                      allow_lan_access=_tristate("auth_allow_lan_access"),
-                     port=opts.auth_port, upstream=opts.auth_upstream,
-                     upstream_timeout=opts.auth_upstream_timeout,
-                     profile=opts.auth_profile, enforce=_tristate("auth_enforce"),
-                     admin_password=opts.auth_admin_password, version=opts.auth_version)
+                     port=_set("auth_port"), upstream=_set("auth_upstream"),
+                     upstream_timeout=_set("auth_upstream_timeout"),
+                     profile=_set("auth_profile"), enforce=_tristate("auth_enforce"),
+                     admin_password=_set("auth_admin_password"), version=_set("auth_version"))
+
+
+def _set(name: str):
+    return mitmproxy_compat.explicit(ctx.options, name)
 
 
 def _tristate(name: str) -> bool | None:
     """A true/false option that may be unset (mitmproxy has no Optional[bool])."""
-    value = getattr(ctx.options, name)
+    value = _set(name)
     if value not in (None, "true", "false"):
         raise exceptions.OptionsError(f"option {name}: {value!r} is not true or false. Fix: --set {name}=true")
     return None if value is None else value == "true"

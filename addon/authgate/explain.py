@@ -82,7 +82,9 @@ def pick_language(accept_language: str | None, default: str = "en") -> str:
 
 
 def _match(tag: str) -> str | None:
-    if tag in ("zh-tw", "zh-hk", "zh-mo", "zh") or tag.startswith("zh-hant"):
+    if tag == "zh" or tag.startswith("zh-"):
+        # Traditional Chinese for every Chinese tag: zh-TW/HK/MO and zh-Hant are
+        # it, and for zh-CN, zh-SG and zh-Hans it reads far better than English.
         return "zh-TW" if "zh-TW" in CATALOGS else None
     primary = tag.split("-")[0]
     return primary if primary in CATALOGS and primary != "zh" else None
@@ -90,6 +92,11 @@ def _match(tag: str) -> str | None:
 
 def _cat(lang: str) -> Catalog:
     return CATALOGS.get(lang, _EN)
+
+
+def phrase(lang: str, name: str, /, **values) -> str:
+    """One phrase of the catalog, filled in (English when the language lacks it)."""
+    return _cat(lang).phrases[name].format(**values)
 
 
 def mode_why(auth_mode: str, allow_lan_access: bool, lang: str = "en") -> str:
@@ -241,6 +248,8 @@ def header_value(detail_: dict) -> str:
     """detail() as one ASCII response header: `deny; mode=strict; winner=x-api-key; reason=mismatch`."""
     value = (f"{detail_['outcome']}; mode={detail_['effective_mode']}; winner={detail_['winner'] or '-'}; "
              f"reason={detail_['reason']}")
+    if detail_["skipped_non_ascii"]:  # counted as absent: the next header was tried
+        value += f"; skipped={','.join(detail_['skipped_non_ascii'])}"
     if detail_["shadowed"]:
         value += f"; shadowed={detail_['shadowed']}"
     if detail_.get("surface") == "admin":

@@ -1,13 +1,18 @@
 """Explain one request's auth decision without a running proxy.
 
-    just explain -- -H 'Authorization: Bearer<key>' [-X METHOD] [PATH]
+    just explain -- -H 'Authorization: Bearer<key>' [-X METHOD] [PATH or URL]
+    just explain -- curl -i http://127.0.0.1:8045/v1/models -H 'x-api-key: sk-...'
     PYTHONPATH=addon python3 -m authgate.explain_cli -H 'x-api-key: sk-...' /v1/models
 
-Flags read like curl's. The settings come from config.yaml (the repository's,
-or --config), with --mode, --lan/--no-lan, --key and --profile on top; or from
-the app's gui_config.json (--config antigravity, a .json path, or config.yaml's
-app_config), as the gate reads it (sources.py). The words are the ones the
-gate's 401 body uses. Nothing is written anywhere.
+Flags read like curl's, and a pasted curl line works as it is (curl_line.py:
+its display flags are ignored, a full URL gives its path). The settings come
+from config.yaml (the repository's, or --config), with --mode, --lan/--no-lan,
+--key and --profile on top; or from the app's gui_config.json (--config
+antigravity, a .json path, or config.yaml's app_config), as the gate reads it
+(sources.py). The last line says which settings were assumed. Where they turn
+auth off, it also says what the request gets once auth is on (strict), as a
+real proxy that answered 401 has it. The words are the ones the gate's 401 body
+uses. Nothing is written anywhere.
 
 With --profile v4 (v4.5.8): --admin-password, the user tokens of config.yaml's
 `tokens:` list or of the app's own database (--tokens-db, read-only), and
@@ -23,9 +28,9 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
-from . import answers, explain, sources
+from . import answers, curl_line, explain, sources
 from .appconfig import read_app_config
-from .decision import MODES, PROFILES, RequestView, decide
+from .decision import MODES, PROFILES, RequestView, decide, is_health_path
 from .settings import ConfigError, Overrides, fingerprint, merge, read_config
 from .tokens import MemoryTokenStore, SqliteTokenStore
 
@@ -34,7 +39,8 @@ DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "config.yaml"
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="just explain --", description=__doc__.split("\n\n")[0])
-    p.add_argument("path", nargs="?", default="/v1/models", help="request path (default /v1/models)")
+    p.add_argument("path", nargs="?", default="/v1/models",
+                   help="request path or full URL (default /v1/models)")
     p.add_argument("-H", "--header", action="append", default=[], metavar="'Name: value'",
                    help="a request header, as with curl (repeat for several, in order)")
     p.add_argument("-X", "--request", default="GET", metavar="METHOD", help="HTTP method (default GET)")
@@ -82,8 +88,10 @@ def parse_header(text: str) -> tuple[bytes, bytes]:
 def run(argv: list[str]) -> str:
     if argv[:1] == ["--"]:  # `just explain -- ...` passes the separator through
         argv = argv[1:]
+    argv, read = curl_line.normalize(argv)  # a pasted curl line reads as these flags
     args = parser().parse_args(argv)
     headers = tuple(parse_header(h) for h in args.header)
+    method = args.request.upper()
     source = sources.source_for(args.config, str(DEFAULT_CONFIG))
     cfg = read_config(source.config)
     over = Overrides(auth_mode=args.mode, api_key=args.key, allow_lan_access=args.lan, profile=args.profile,
@@ -97,27 +105,48 @@ def run(argv: list[str]) -> str:
             args.tokens_db = app.token_db
     else:
         settings = merge(cfg, over, args.config)
-    notes = []
+    lang = args.lang
+    words = lambda phrase, **kw: explain.phrase(lang, phrase, **kw)  # noqa: E731
+    notes = [f"note: {line}" for line in read]
     ungenerated = args.key is None and cfg.api_key is None and app is None
     if ungenerated:
-        notes.append(f"note: {args.config} has no api_key yet (the gate generates one at first start); "
-                     "no presented key can match it")
+        notes.append(words("cli_no_key", file=args.config))
         settings = dataclasses.replace(settings, api_key="\x00")  # a key no header can carry
     store = None
     if settings.profile == "v4":
         store = SqliteTokenStore(args.tokens_db) if args.tokens_db else MemoryTokenStore(settings.tokens)
-    d = decide(RequestView(args.request.upper(), args.path, headers), settings, store, args.now)
-    lines = [explain.trace(d, args.request.upper(), args.path, args.lang), ""]
-    lines.append(f"comment: {explain.comment(d, args.lang)}")
-    if not d.allowed:
-        lines.append(f"{d.status}: {explain.message(d, args.lang)}")
-        if settings.profile == "v4":
-            bare = answers.denial(d, args.path, args.lang, explained=False)
-            lines.append(f"the original's answer: {bare.status} " + (bare.body.decode() or "(empty body)"))
+
+    def explained(s, indent: str = "") -> list[str]:
+        d = decide(RequestView(method, args.path, headers), s, store, args.now)
+        lines = explain.trace(d, method, args.path, lang).splitlines()
+        lines += ["", words("cli_comment", comment=explain.comment(d, lang))]
+        if not d.allowed:
+            lines.append(f"{d.status}: {explain.message(d, lang)}")
+            if s.profile == "v4":
+                bare = answers.denial(d, args.path, lang, explained=False)
+                lines.append(f"the original's answer: {bare.status} " + (bare.body.decode() or "(empty body)"))
+        return [indent + line if line else line for line in lines]
+
+    lines = explained(settings)
+    if settings.effective_mode == "off":
+        # The person asking may have a 401 from a proxy whose auth is on: say what this request gets
+        # there (on a health path the two modes that turn auth on differ).
+        on = ("strict", "all_except_health") if is_health_path(args.path, settings.profile) else ("strict",)
+        for mode in on:
+            lines += ["", words("cli_once_on", mode=mode)]
+            lines += explained(dataclasses.replace(settings, auth_mode=mode), "  ")[1:]
     if settings.profile == "v4":
         for level, line in settings.startup_log:
             lines.append(f"headless start ({level}): {line}")
-    lines.append(f"settings: {args.config}, api_key {fingerprint(None if ungenerated else settings.api_key)}")
+    flags = [f"{flag} {value}" for flag, value in (("--mode", args.mode), ("--key", fingerprint(args.key)
+             if args.key is not None else None), ("--profile", args.profile)) if value is not None]
+    if args.lan is not None:
+        flags.append("--lan" if args.lan else "--no-lan")
+    lines += ["", words("cli_assumed", file=args.config,
+                        overrides=words("cli_assumed_overrides", flags=" ".join(flags)) if flags else "",
+                        mode=settings.auth_mode, lan=str(settings.allow_lan_access).lower(),
+                        effective=settings.effective_mode,
+                        fingerprint=fingerprint(None if ungenerated else settings.api_key), profile=settings.profile)]
     return "\n".join(lines + notes)
 
 

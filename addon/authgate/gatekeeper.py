@@ -2,10 +2,12 @@
 force, say so on the flow (comment, marker, metadata), and answer what the gate
 answers itself: the denial (401, v4's 403 and 500), the CORS preflight, the
 health routes, 405, the refused absolute-form request; and log what the
-original logs. A flow it leaves without a response, its decision in
-flow.metadata["auth"], goes to the upstream (Forward). The IP binding a v4
-decision names waits in flow.metadata["auth_bind"] for the response (Monitor).
-It fails closed: any error here is a 500, never a forwarded request.
+original logs. What it answers itself shows the gate's own address and a
+marker (⛔ denied, 🛡 answered), not the upstream's. A flow it leaves without a
+response, its decision in flow.metadata["auth"], goes to the upstream
+(Forward). The IP binding a v4 decision names waits in
+flow.metadata["auth_bind"] for the response (Monitor). It fails closed: any
+error here is a 500, never a forwarded request.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ class Gatekeeper(GateAddon):
             responses.answer(flow, responses.absolute_form_refused(req, s.upstream.url))
             return
         d = state.decide(req)
+        state.remember(flow.id, d)
         meta = flow.metadata["auth"] = explain.detail(d, state.lang)
         flow.comment = explain.comment(d, state.lang)
         state.count(d.allowed)
@@ -54,10 +57,11 @@ class Gatekeeper(GateAddon):
             return
         flow.marked = "" if d.allowed else responses.DENIED_MARKER
         if not d.allowed:
-            responses.answer(flow, responses.denial(d, req, state.lang, state.explain))
+            responses.answer_here(flow, responses.denial(d, req, state.lang, state.explain))
             if line := answers.original_log(d):  # word for word, at the original's level
                 log.log(LEVELS[line[0]], line[1])
             log.info(f"{flow.comment} — {req.method} {responses.loggable(req)}")
         elif d.route != "upstream":
-            responses.answer(flow, responses.local_answer(d.route, req, s.profile, s.version))
+            responses.answer_here(flow, responses.local_answer(d.route, req, s.profile, s.version))
+            flow.marked = responses.GATE_MARKER
 

@@ -29,6 +29,15 @@ reach into mitmproxy themselves. If a release moves one of them, the gate warns
   application, the token or password that 11.1.2+ asks for, and the stylesheet
   that holds the flow list's column widths (``static/app.css`` up to 11.1,
   ``static/index-<hash>.css`` from 12.0).
+* Options shown as in force (``explicit``, ``show_option``, ...): no public
+  way changes an option's default or help once added, so the gate sets
+  ``_Option._default`` and ``.help`` (11.0 to 12.3 alike): an option nobody set
+  reads, and mitmweb shows, config.yaml's value, and mitmweb shows the file's
+  value as "Default" under an override. ``_Option.value`` is
+  ``optmanager.unset`` when nobody set it.
+* Content views: 11.x ``contentviews.View`` (styled lines), 12.x the
+  ``Contentview`` protocol (text, no way to remove one); mitmweb's @focus.
+* A listener that failed: the proxyserver addon's logger says so.
 """
 
 from __future__ import annotations
@@ -37,7 +46,7 @@ import asyncio
 import logging
 from pathlib import Path
 
-from mitmproxy import ctx, http
+from mitmproxy import contentviews, ctx, http, optmanager
 from mitmproxy.connection import ConnectionState, Server
 from mitmproxy.flow import Error
 from mitmproxy.net.http import http1, status_codes
@@ -199,3 +208,111 @@ def stylesheet(static: Path) -> Path | None:
             if b".col-comment" in path.read_bytes():
                 return path
     return None
+
+
+# ------------------------------------------------------------ options shown as in force
+
+def _option(options, name: str):
+    opts = getattr(options, "_options", None)
+    return opts.get(name) if isinstance(opts, dict) else None
+
+
+def explicit(options, name: str):
+    """The value someone set for an option (--set, the Options editor, an addon);
+    None when it follows its default (or was set to None)."""
+    opt = _option(options, name)
+    value = getattr(options, name, None) if opt is None else getattr(opt, "value", optmanager.unset)
+    return None if value is optmanager.unset else value
+
+
+def show_option(options, name: str, default, help: str | None) -> bool:
+    """Give the option this default (what it reads and shows while nobody sets
+    it) and help; True when either changed (False too on a mitmproxy without them)."""
+    opt = _option(options, name)
+    if opt is None or not hasattr(opt, "_default"):
+        return False
+    changed = (opt._default, opt.help) != (default, help)
+    opt._default, opt.help = default, help
+    return changed
+
+
+def follow_default(options, name: str) -> None:
+    """Forget the value set for an option: it reads (and shows) its default again."""
+    if (opt := _option(options, name)) is not None:
+        opt.reset()
+
+
+def announce(options, names) -> None:
+    """Tell whoever shows options (mitmweb, the console, every configure hook) that these changed."""
+    options.changed.send(updated=set(names))
+
+
+# ------------------------------------------------------------ content views
+
+def add_contentview(name: str, render, priority):
+    """Register a content view. render(data, flow, message) -> (description,
+    [(style, text) per line]); priority(data, flow, message) -> float."""
+    if hasattr(contentviews, "registry"):  # 12.x: the Contentview protocol, text out
+        class View(contentviews.Contentview):
+            syntax_highlight = "none"
+
+            @property
+            def name(self) -> str:
+                return name
+
+            def prettify(self, data, metadata) -> str:
+                return "\n".join(text for _, text in render(data, metadata.flow, metadata.http_message)[1])
+
+            def render_priority(self, data, metadata) -> float:
+                return priority(data, metadata.flow, metadata.http_message)
+    else:  # 11.x: View, styled lines out; a second one of a name (a script reload) replaces the first
+        class View(contentviews.View):
+            def __call__(self, data, *, flow=None, http_message=None, **unknown):
+                description, lines = render(data, flow, http_message)
+                return description, iter([[line] for line in lines])
+
+            def render_priority(self, data, *, flow=None, http_message=None, **unknown) -> float:
+                return priority(data, flow, http_message)
+
+        View.name = name
+        for old in [v for v in contentviews.views if v.name == name]:
+            contentviews.remove(old)
+    view = View()
+    contentviews.add(view)
+    return view
+
+
+def remove_contentview(view) -> None:
+    if hasattr(contentviews, "registry"):  # 12.x has no public way to remove one
+        getattr(contentviews.registry, "_by_name", {}).pop(view.name.lower(), None)
+    elif view in contentviews.views:
+        contentviews.remove(view)
+
+
+def focus(flow) -> None:
+    """In mitmweb, make `flow` the one @focus names (mitmweb's focus does not follow the flow opened)."""
+    view = ctx.master.addons.get("view") if web_app() else None
+    if view is not None and flow in view and view.focus.flow is not flow:
+        view.focus.flow = flow
+
+
+# ------------------------------------------------------------ listener errors
+
+class _ListenErrors(logging.Handler):
+    def __init__(self, callback) -> None:
+        super().__init__(logging.ERROR)
+        self.callback = callback
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.callback(record.getMessage())
+
+
+def watch_listen_errors(callback) -> logging.Handler:
+    """callback(message) for each error mitmproxy logs about its listeners (a busy port)."""
+    handler = _ListenErrors(callback)
+    logging.getLogger("mitmproxy.addons.proxyserver").addHandler(handler)
+    return handler
+
+
+def unwatch_listen_errors(handler: logging.Handler) -> None:
+    logging.getLogger("mitmproxy.addons.proxyserver").removeHandler(handler)

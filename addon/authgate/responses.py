@@ -15,6 +15,7 @@ from . import answers, explain
 from .decision import Decision
 
 DENIED_MARKER = ":no_entry:"
+GATE_MARKER = ":shield:"  # answered by the gate itself without denying: /healthz, the preflight, 405
 SURPRISE_MARKER = ":warning:"  # shadow mode: the real proxy did not answer as predicted
 CORS = {"access-control-allow-origin": "*"}
 
@@ -96,6 +97,16 @@ def answer(flow: http.HTTPFlow, response: http.Response) -> None:
     if flow.request.method == "HEAD":
         response.content = b""  # a body on HEAD would break the client's next response
     flow.response = response
+
+
+def answer_here(flow: http.HTTPFlow, response: http.Response) -> None:
+    """The gate's own answer, and the request shown where it was answered: the
+    gate's address (the one the client called), not upstream.url, where
+    mitmproxy's reverse mode pointed it and where it never went."""
+    answer(flow, response)
+    if sock := flow.client_conn.sockname:
+        req = flow.request
+        req.scheme, req.host, req.port = "http", str(sock[0]), int(sock[1])
 
 
 def fail_closed(flow: http.HTTPFlow) -> None:

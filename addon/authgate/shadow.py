@@ -53,8 +53,9 @@ class Shadow(GateAddon):
         refused = status in (401, 403) or (code == "as_predicted" and status == 500)
         flow.marked = (responses.SURPRISE_MARKER if surprising
                        else (responses.DENIED_MARKER if refused else ""))
-        if surprising:
-            log.warning(f"{flow.comment} — {flow.request.method} {responses.loggable(flow.request)}")
+        # Every verdict reaches the log, as passes and 401s do: the surprises as warnings.
+        line = f"{flow.comment} — {flow.request.method} {responses.loggable(flow.request)}"
+        (log.warning if surprising else log.info)(line)
 
 
 def _body(response: http.Response) -> bytes | None:

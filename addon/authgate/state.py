@@ -14,14 +14,17 @@ from __future__ import annotations
 
 import logging
 import os
+from collections import OrderedDict
 from typing import Callable
 
 from . import sources
 from .appconfig import AppConfig
 from .decision import Decision, RequestView, decide
-from .settings import ConfigError, Overrides, Settings, fingerprint
+from .explain import phrase as _words
+from .settings import ConfigError, FileConfig, Overrides, Settings, fingerprint
 
 log = logging.getLogger("authgate")
+REMEMBERED = 10_000  # decisions kept for the flow view, the oldest forgotten first
 
 
 class GateState:
@@ -40,6 +43,10 @@ class GateState:
         self._recorded: dict = {}  # IP bindings recorded in memory, per token source: survive reloads
         self._overrides = Overrides()
         self._subscribers: list[Callable[[Settings], None]] = []
+        self._broken = False  # the last edit of a file was refused (or the file is gone)
+        # flow id -> its Decision, for the flow view (flow.metadata holds only plain data)
+        self._decisions: OrderedDict[str, Decision] = OrderedDict()
+        self.announcing = False  # the gate itself is showing option values (see editor.py)
 
     def on_change(self, callback: Callable[[Settings], None]) -> None:
         """Call `callback` with every snapshot put in force (also when equal to the last)."""
@@ -55,6 +62,30 @@ class GateState:
         """The decision on a request (mitmproxy's http.Request) under the snapshot in force."""
         return decide(RequestView(req.method, req.path, req.headers.fields), self.settings, self.store)
 
+    def remember(self, flow_id: str, d: Decision) -> None:
+        """Keep a flow's decision for the flow view (the newest REMEMBERED flows)."""
+        decisions = self._decisions
+        decisions[flow_id] = d
+        if len(decisions) > REMEMBERED:
+            decisions.popitem(last=False)
+
+    def recall(self, flow_id: str) -> Decision | None:
+        return self._decisions.get(flow_id)
+
+    @property
+    def file(self) -> FileConfig | None:
+        """What the files say (config.yaml, with the app's auth fields when its
+        gui_config.json is in force), before the option overrides."""
+        snap = self._snap
+        if snap is None or snap.app is None:
+            return snap.own if snap else None
+        return sources.combine(snap.own, snap.app, self._source.config)
+
+    @property
+    def writable(self) -> bool:
+        """Whether a setting may be saved into config.yaml: never with the app's file in force."""
+        return self.settings is not None and self.settings.app_config is None
+
     def record(self, bind: tuple[str, str]) -> None:
         """The IP binding the original records once the response is built (monitor.rs),
         whatever its status: in memory, never in the app's database."""
@@ -69,18 +100,22 @@ class GateState:
         """Read the files (config.yaml generating a missing key, and the app's) and put
         them in force with the overrides; ConfigError, and nothing changes, when invalid."""
         snap = sources.read(source, over)
-        self._source, self._overrides = source, over
-        self._install(snap, "loaded")
+        self._source, self._overrides, self._broken = source, over, False
+        self._install(snap, _words(self.lang, "why_loaded"))
 
     def override(self, over: Overrides) -> None:
         """The options changed: the files as last read, with these overrides on top."""
         snap = sources.rebuild(self._snap, self._source, over)
         self._overrides = over
-        self._install(snap, "options changed")
+        self._install(snap, _words(self.lang, "why_options"))
 
-    def reload_if_changed(self) -> None:
+    def reload_if_changed(self, why: str | None = None, over: Overrides | None = None) -> None:
         """Read the files again if one changed; a bad edit is logged once and
-        the last good snapshot stays."""
+        the last good snapshot stays; the next good one says it is valid again.
+        `why`: the reason the log line gives (default: which file changed);
+        `over`: new overrides to put in force with it."""
+        if over is not None:
+            self._overrides = over
         source = self._source
         app = self.settings.app_config if self.settings else source.app
         stamp, previous = sources.stamp(source, app), self._stamp
@@ -89,33 +124,40 @@ class GateState:
         self._stamp = stamp
         keeping = f"keeping the last good config ({describe(self.settings)})"
         if missing := sources.gone(source, app):
+            self._broken = True
             log.error(f"{missing}: the file is gone; {keeping}")
             return
         try:
             snap = sources.read(source, self._overrides)
         except ConfigError as e:
+            self._broken = True
             log.error(f"{e} — {keeping}")
             return
         except OSError as e:
+            self._broken = True
             log.error(f"{source.config}: cannot be read ({e}); {keeping}")
             return
         names = (source.config, app, "user_tokens.db")
-        changed = [os.path.basename(p) for p, before, after in zip(names, previous or (), stamp)
-                   if p and before != after]
-        self._install(snap, f"{', '.join(changed) or os.path.basename(source.config)} changed")
+        changed = ", ".join(os.path.basename(p) for p, before, after in zip(names, previous or (), stamp)
+                            if p and before != after) or os.path.basename(source.config)
+        fixed, self._broken = self._broken, False
+        if fixed:  # said even when the fix restores the very settings in force
+            why = _words(self.lang, "why_valid_again", file=changed)
+        self._install(snap, why or _words(self.lang, "why_file", file=changed), always=fixed)
 
     def close(self) -> None:
         if hasattr(self.store, "close"):
             self.store.close()
 
-    def _install(self, snap: sources.Snapshot, why: str) -> None:
+    def _install(self, snap: sources.Snapshot, why: str, always: bool = False) -> None:
         new, last = snap.settings, self._snap
         old, self.settings, self.app, self._stamp, self._snap = self.settings, new, snap.app, snap.stamp, snap
         store, self.store = self.store, sources.token_store(new, snap.app, self.store, self._recorded)
         if store is not self.store and hasattr(store, "close"):
             store.close()  # the app's database no longer in force
-        if old != new:
-            log.info(f"auth gate ({why}): {describe(new)}; {sources.describe_source(new, self.store)}")
+        if old != new or always:
+            summary = f"{describe(new, self.lang)}; {sources.describe_source(new, self.store)}"
+            log.info(_words(self.lang, "gate_line", why=why, summary=summary))
             if old is None or new.startup_log != old.startup_log:
                 for level, line in new.startup_log:  # the original's own lines at a headless start
                     log.log(LEVELS[level], f"headless start, as the original logs it: {line}")
@@ -130,18 +172,26 @@ class GateState:
 LEVELS = {"error": logging.ERROR, "warn": logging.WARNING, "info": logging.INFO}
 
 
-def describe(s: Settings) -> str:
-    """One line about a snapshot: never the key, only its fingerprint."""
+def describe(s: Settings, lang: str = "en") -> str:
+    """One line about a snapshot (the start-up line's): never the key, only its
+    fingerprint; the fields an option overrides are named (auth.status and the
+    Options editor say the same)."""
     mode = s.auth_mode if s.auth_mode == s.effective_mode else f"{s.auth_mode} → {s.effective_mode}"
-    over = f", options override {', '.join(s.overridden)}" if s.overridden else ""
-    added = f" (adds {', '.join(n for n, _ in s.upstream.headers)})" if s.upstream.headers else ""
-    profile = f", profile {s.profile}" if s.profile != "faq" else ""
+    upstream = _words(lang, "describe_upstream", url=s.upstream.url)
+    if s.upstream.headers:
+        upstream += f" ({_words(lang, 'describe_adds', names=', '.join(n for n, _ in s.upstream.headers))})"
+    parts = [_words(lang, "describe_mode", mode=mode, lan=str(s.allow_lan_access).lower()),
+             _words(lang, "describe_key", fingerprint=fingerprint(s.api_key)), upstream,
+             _words(lang, "describe_port", port=s.port)]
+    if s.profile != "faq":
+        parts.append(_words(lang, "describe_profile", profile=s.profile))
     if s.profile == "v4":
-        profile += f", admin_password {'set' if s.admin_password else 'not set (the api_key guards /api/)'}"
-    shadow = ", SHADOW MODE (forwards everything, predicts)" if not s.enforce else ""
-    return (f"mode {mode} (allow_lan_access={str(s.allow_lan_access).lower()}), "
-            f"api_key {fingerprint(s.api_key)}, upstream {s.upstream.url}{added}, port {s.port}"
-            f"{profile}{shadow}{over}")
+        parts.append(_words(lang, "describe_admin_set" if s.admin_password else "describe_admin_unset"))
+    if not s.enforce:
+        parts.append(_words(lang, "describe_shadow"))
+    if s.overridden:
+        parts.append(_words(lang, "describe_overrides", names=", ".join(s.overridden)))
+    return ", ".join(parts)
 
 
 class GateAddon:
