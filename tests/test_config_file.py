@@ -99,3 +99,17 @@ def test_script_reads_config_yaml_beside_its_folder_by_default(tmp_path, upstrea
         assert tctx.options.auth_config == str(config)
         assert re.fullmatch(r"sk-[0-9a-f]{32}", read_config(config).api_key)  # generated into the copy
         assert sc.addons[0].state.settings.auth_mode == "strict"
+
+
+async def test_the_edit_that_fixes_a_bad_one_says_the_file_is_valid_again(gate, config, upstream, caplog):
+    caplog.set_level(logging.INFO)
+    config.write_text("proxy:\n  auth_mode: offf\n")
+    await send(gate)
+    write(config, upstream_port=upstream)  # the same settings as before the bad edit
+    assert (await send(gate)).response.status_code == 401
+    lines = [r.getMessage() for r in caplog.records if "valid again" in r.getMessage()]
+    assert len(lines) == 1 and lines[0].startswith("auth gate (config.yaml is valid again): mode strict")
+    write(config, mode="off", upstream_port=upstream)  # an ordinary edit after that: no "valid again"
+    await send(gate)
+    assert sum("valid again" in r.getMessage() for r in caplog.records) == 1
+    assert "auth gate (config.yaml changed): mode off" in caplog.text

@@ -8,6 +8,7 @@ their own. Everything stays on 127.0.0.1 and every socket call has a timeout.
 from __future__ import annotations
 
 import re
+import socket
 import time
 from pathlib import Path
 
@@ -633,6 +634,22 @@ def test_missing_config_file_at_start_exits_non_zero(start, tmp_path):
     rc = m.wait_exit()
     assert rc not in (None, 0), m.output
     assert str(tmp_path / "nope.yaml") in m.output and "does not exist" in m.output
+
+
+def test_a_busy_port_says_which_settings_move_the_gate(start):
+    # mitmproxy says only "[Errno 98] ... address already in use"; the person also needs the fix.
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        m = start(config_text("strict", KEY, port=port), wait=False, port_option=False)
+        rc = m.wait_exit()
+    out = m.output
+    assert rc not in (None, 0), out
+    assert "address already in use" in out.lower(), out
+    hint = f"Port {port} is already in use on 127.0.0.1: another program listens there"
+    assert hint in out and "Fix: set proxy.port in config.yaml (e.g. 8044), or start with --set auth_port=8044" in out
+    assert out.index("already in use on 127.0.0.1") > out.lower().index("address already in use")  # after mitmproxy's
 
 
 # ====================================================================== last: the shared proxies' logs

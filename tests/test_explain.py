@@ -170,7 +170,9 @@ def test_translated_401_keeps_the_technical_words(lang):
     ("ja", "ja"),
     ("zh-TW", "zh-TW"),
     ("zh-Hant-HK", "zh-TW"),
-    ("zh-CN", "en"),  # Simplified Chinese is not one of the FAQ's languages
+    ("zh-CN", "zh-TW"),  # Simplified Chinese is not one of the FAQ's languages: Traditional reads
+    ("zh-Hans", "zh-TW"),  # far better for its readers than English (issue 13)
+    ("zh-SG", "zh-TW"),
     ("de, ja;q=0.5", "ja"),
     ("en;q=0.2, fr;q=0.8", "fr"),
     ("fr;q=0", "en"),
@@ -180,3 +182,20 @@ def test_translated_401_keeps_the_technical_words(lang):
 ])
 def test_accept_language(header, lang):
     assert explain.pick_language(header) == lang
+
+
+def test_every_language_has_the_lessons_words():
+    en = json.loads((explain._LOCALES / "en.json").read_text(encoding="utf-8"))["lesson"]
+    for lang in explain.LANGUAGES[1:]:
+        lesson = json.loads((explain._LOCALES / f"{lang}.json").read_text(encoding="utf-8"))["lesson"]
+        assert set(lesson) == set(en), lang
+        for key, text in en.items():
+            if key != "titles":
+                assert _placeholders(lesson[key]) == _placeholders(text), (lang, key)
+
+
+def test_the_header_says_which_non_ascii_header_was_skipped():
+    d = decide(RequestView("GET", "/v1/models", ((b"Authorization", "Bearer \u201csk-x\u201d".encode()),
+                                                 (b"x-goog-api-key", KEY.encode()))), Policy())
+    assert explain.header_value(explain.detail(d)) == \
+        "allow; mode=strict; winner=x-goog-api-key; reason=key_ok; skipped=Authorization"

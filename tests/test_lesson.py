@@ -19,6 +19,15 @@ def test_the_whole_lesson_behaves_as_the_faq_says():
     assert "log: Proxy auth is enabled but api_key is empty; denying request" in text
     assert "key mismatch · shadowed a correct x-api-key" in text
     assert "sk-" not in text.replace("sk-old", "").replace("KEY=sk-…", "")  # the key only as a fingerprint
+    # the whole precedence: each of the three headers read, and the order between them
+    rows = [line for line in text.splitlines() if line.startswith("✓  4 ")]
+    winner = slice(3 + 8 + 62 + 7 + 19, 3 + 8 + 62 + 7 + 19 + 16)  # the "header that won" column
+    assert [row[winner].strip() for row in rows[:5]] == ["Authorization", "x-api-key", "x-goog-api-key", "x-api-key",
+                                                         "x-goog-api-key"], rows
+    assert 'curl -i http://127.0.0.1:' in text and '-H "x-goog-api-key: sk-old" -H "x-api-key: $KEY"' in text
+    # a non-ASCII value (a key pasted with smart quotes) counts as absent: the next header is read
+    assert '-H "Authorization: Bearer “$KEY”" -H "x-goog-api-key: $KEY"' in text
+    assert rows[4].endswith("key ok · Authorization non-ASCII, skipped")
 
 
 def test_a_deviation_is_reported_and_fails(monkeypatch):
@@ -61,3 +70,23 @@ def test_just_demo_profile_v4_from_the_command_line():
                          capture_output=True, text=True, timeout=90)
     assert run.returncode == 0, run.stdout + run.stderr
     assert "scenarios behave as v4.5.8's code says." in run.stdout
+
+
+def test_just_demo_in_japanese_is_japanese_throughout():
+    run = subprocess.run([sys.executable, str(REPO / "addon" / "faq_lesson.py"), "--lang", "ja"],
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stdout + run.stderr
+    out = run.stdout
+    ja = faq_lesson.words("ja")
+    en = faq_lesson.words("en")
+    lines = out.splitlines()
+    assert lines[0].startswith("稼働中のゲートで FAQ のレッスン：") and "(a throwaway key)" not in out
+    assert lines[2].split() == ["手順", "シナリオ", "状態", "有効モード", "採用", "Header", "理由"]
+    for title in {s.title for s in faq_lesson.LESSON}:
+        if title in ja["titles"]:
+            assert ja["titles"][title] in out and title not in out, title
+    for word in ("pitfall", "scenarios behave", "header that won", "log: "):
+        assert word not in out, word
+    assert lines[-1] == f"{len(faq_lesson.LESSON)} 件中 {len(faq_lesson.LESSON)} 件のシナリオが FAQ のとおりに動作しました。"
+    assert "ログ：Proxy auth is enabled but api_key is empty; denying request" in out  # the original's own words
+    assert set(en) == set(ja)

@@ -18,6 +18,9 @@ from __future__ import annotations
 import functools
 import os
 import re
+import shlex
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import NamedTuple
@@ -416,3 +419,25 @@ def test_dead_upstream_raises_the_sdks_server_error_with_the_gates_words(sdk, ga
         body = exc.response.json()
     assert body["auth_gate"] == {"outcome": "allow", "reason": "key_ok", "upstream_error": "upstream_unreachable"}
     assert "The auth gate passed this request, but upstream" in str(exc), str(exc)
+
+
+# ====================================================================== the README's one-liners
+
+def readme_one_liners() -> list[str]:
+    """The `python3 -c "..."` lines of the README's "Real SDKs through the gate"."""
+    text = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    section = text.split("## Real SDKs through the gate", 1)[1].split("\n## ", 1)[0]
+    return [line for line in section.splitlines() if line.startswith('python3 -c "')]
+
+
+def test_the_readmes_sdk_lines_run_as_they_are(gate, tmp_path):
+    lines = readme_one_liners()
+    assert [("openai" in x, "anthropic" in x, "genai" in x) for x in lines] == [
+        (True, False, False), (False, True, False), (False, False, True)]
+    for line in lines:
+        command = line.replace("python3", shlex.quote(sys.executable), 1).replace("127.0.0.1:8045", f"127.0.0.1:{gate.port}")
+        run = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=60, cwd=tmp_path,
+                             env={**os.environ, "KEY": KEY})
+        assert run.returncode == 0, f"{line}\n{run.stdout}{run.stderr}"
+        assert run.stdout.strip(), f"{line}: printed no answer"
+        assert KEY not in run.stdout + run.stderr

@@ -1,6 +1,8 @@
 """Shadow (authgate/shadow.py): auth_enforce false forwards everything as sent and judges the
 real proxy's answer against the gate's prediction."""
 
+import logging
+
 import pytest
 from mitmproxy.test import tutils
 
@@ -101,3 +103,17 @@ async def test_v4_shadow_predicts_the_500_of_a_failing_token_store(gate, monkeyp
     gate.response(f)
     assert f.metadata["auth"]["shadow_verdict"] == "as_predicted" and f.marked == ":no_entry:"
     assert f.comment.startswith("500 · shadow · 500 from the proxy auth layer, as predicted")
+@pytest.mark.parametrize("sent, status, level, verdict", [
+    ("sk-wrong", 401, logging.INFO, "401 from the proxy auth layer, as predicted"),  # the commonest
+    (KEY, 200, logging.INFO, "passed, as predicted"),
+    (KEY, 401, logging.WARNING, "401 the auth layer would not give"),
+])
+async def test_every_verdict_reaches_the_log(gate, caplog, sent, status, level, verdict):
+    caplog.set_level(logging.INFO)
+    gate.configure(auth_enforce="false")
+    f = await send(gate, headers=[("x-api-key", sent)])
+    f.response = tutils.tresp(status_code=status)
+    gate.responseheaders(f)
+    logged = [r for r in caplog.records if r.name == "authgate" and "· shadow ·" in r.getMessage()]
+    assert len(logged) == 1 and logged[0].levelno == level
+    assert logged[0].getMessage() == f"{f.comment} — GET /v1/models" and verdict in logged[0].getMessage()

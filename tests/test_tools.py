@@ -1,8 +1,11 @@
 """Issue 5's tools, live: shadow mode in front of a real proxy, and `just explain`."""
 
 import http.client
+import os
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -107,3 +110,68 @@ def test_explain_cli_before_the_first_start(tmp_path):
     assert run.returncode == 0, run.stderr
     assert "has no api_key yet" in run.stdout and "api_key (none)" in run.stdout
     assert "comment: 401 · strict · x-api-key won (Authorization absent) · key mismatch" in run.stdout
+
+
+def just_explain(*args: str) -> subprocess.CompletedProcess:
+    """`just explain -- ...` as the README says it, on the repository's own (shipped) config.yaml;
+    the module itself where `just` is not installed (it runs the same command)."""
+    just = shutil.which("just") or str(Path(sys.executable).with_name("just"))
+    env = {**os.environ, "PYTHON": sys.executable}
+    cmd = [just, "explain", "--", *args] if os.access(just, os.X_OK) else \
+        [sys.executable, "-m", "authgate.explain_cli", "--", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=30, cwd=REPO,
+                          env={**env, "PYTHONPATH": str(REPO / "addon")})
+
+
+def test_just_explain_under_the_shipped_config_points_at_the_missing_space():
+    # The shipped config is auto → off: the gate would pass it, the person's proxy (auth on) does not.
+    run = just_explain("-H", "Authorization: Bearer<key>")
+    assert run.returncode == 0, run.stderr
+    out = run.stdout
+    assert "effective mode: off (auth_mode=auto with allow_lan_access=false resolves to off)" in out
+    on = out.split("once auth is on (strict, as your real proxy may be):\n", 1)[1]
+    assert "  comment: 401 · strict · Authorization won · no space after Bearer" in on
+    assert "Bearer prefix: not found, the whole value is the key" in on
+    assert "Fix: Write Authorization: Bearer <key>, with one space after Bearer." in on
+    assumed = [line for line in out.splitlines() if line.startswith("settings assumed: ")]
+    assert assumed == [f"settings assumed: {REPO / 'config.yaml'}: auth_mode=auto, allow_lan_access=false → off; "
+                       f"api_key (none); profile faq"]
+
+
+def test_explain_takes_full_urls_and_pasted_curl_lines(tmp_path):
+    config = tmp_path / "config.yaml"
+    write_config(config, config_text("all_except_health", REAL_KEY))
+    # a full URL is its path: /healthz is exempt here (a path "http://..." would need the key)
+    out = explain_cli("--config", str(config), "http://127.0.0.1:8045/healthz").stdout
+    assert "comment: 200 · all_except_health · /healthz exempt" in out
+    assert "note: URL http://127.0.0.1:8045/healthz: the gate sees the path /healthz" in out
+    # a pasted curl line, display flags and all, as separate words or as one
+    for args in (["curl", "-i", "-s", "-v", "http://127.0.0.1:8045/v1/models", "-H", f"x-api-key: {REAL_KEY}"],
+                 [f"curl -isS http://127.0.0.1:8045/v1/models -H 'x-api-key: {REAL_KEY}'"]):
+        run = explain_cli("--config", str(config), *args)
+        assert run.returncode == 0, run.stderr
+        assert "comment: pass · all_except_health · x-api-key won (Authorization absent) · key ok" in run.stdout
+        assert "once auth is on" not in run.stdout  # auth is on already
+    out = explain_cli("--config", str(config), "--mode", "auto", "--no-lan", "curl", "-s", "127.0.0.1:8045/healthz").stdout
+    assert "once auth is on (all_except_health, as your real proxy may be):" in out  # /healthz: the two differ
+    assert f"settings assumed: {config} with --mode auto --no-lan: auth_mode=auto, allow_lan_access=false → off" in out
+
+
+def test_the_readmes_key_line_reads_proxy_api_key_not_a_comment(tmp_path):
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    line = next(x for x in readme.splitlines() if x.startswith("export KEY=$("))
+    (tmp_path / "config.yaml").write_text(
+        "# old key, kept for reference: sk-00000000000000000000000000000000\n"
+        "proxy:\n"
+        "  # api_key: sk-11111111111111111111111111111111 (the one before)\n"
+        "  api_key: sk-0123456789abcdef0123456789abcdef   # sk-22222222222222222222222222222222 was revoked\n"
+        "  auth_mode: strict\n"
+        "tokens:\n  - token: sk-33333333333333333333333333333333\n", encoding="utf-8")
+    run = subprocess.run(["bash", "-c", f'{line}\nprintf %s "$KEY"'], capture_output=True, text=True, timeout=10,
+                         cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout == "sk-0123456789abcdef0123456789abcdef"
+    (tmp_path / "config.yaml").write_text('proxy:\n  api_key: "sk-abc"\n  auth_mode: strict\n', encoding="utf-8")
+    run = subprocess.run(["bash", "-c", f'{line}\nprintf %s "$KEY"'], capture_output=True, text=True, timeout=10,
+                         cwd=tmp_path)
+    assert run.stdout == "sk-abc"  # quoted, as config.yaml may hold it

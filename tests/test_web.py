@@ -65,10 +65,12 @@ def upstream():
 
 @pytest.fixture(scope="module")
 def web(upstream, tmp_path_factory):
-    """The shared mitmweb: strict mode, KEY, the echo upstream."""
+    """The shared mitmweb: strict mode, KEY, the echo upstream. Its tests flip an option and put it
+    back, so option changes are throwaway overrides there (auth_save=false); saving them into
+    config.yaml, the default, is tested on mitmwebs of its own (test_web_settings.py)."""
     config = tmp_path_factory.mktemp("web") / "config.yaml"
     write_config(config, config_text("strict", KEY, upstream))
-    mw = start_mitmweb(config)
+    mw = start_mitmweb(config, "--set", "auth_save=false")
     try:
         yield mw
     finally:
