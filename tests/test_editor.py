@@ -135,3 +135,25 @@ def test_a_file_that_cannot_be_written_refuses_the_change_and_says_how(commented
         with pytest.raises(exceptions.OptionsError, match="cannot save proxy.auth_mode .*auth_save=false"):
             live(g).configure(auth_mode="strict")
         assert g.settings.auth_mode == "auto" and g.tctx.options.auth_mode == "auto"
+
+
+def test_with_the_apps_file_in_force_nothing_is_written_and_the_editor_says_so(tmp_path):
+    from appfiles import gui_config, snapshot_dir, write_gui_config
+    data = tmp_path / "abv"
+    data.mkdir()
+    write_gui_config(data / "gui_config.json", gui_config(mode="all_except_health", key=KEY))
+    before = snapshot_dir(data)
+    with running_gate(data / "gui_config.json") as g:
+        assert g.tctx.options.auth_mode == "all_except_health"  # the app's value, shown as in force
+        assert shown(g, "auth_mode")["help"].startswith(
+            "proxy.auth_mode in gui_config.json: all_except_health, in force. gui_config.json is the app's and "
+            "never written: a change here is a throwaway override.")
+        live(g).configure(auth_mode="strict")
+        assert g.settings.auth_mode == "strict" and g.settings.overridden == ("auth_mode",)
+        assert shown(g, "auth_mode")["help"].startswith("In force: strict, an option override, not saved. "
+                                                        "gui_config.json says all_except_health")
+        assert "auth_mode: strict (an option override, not saved; gui_config.json says all_except_health)" in \
+            g.commands.status().splitlines()
+        g.configure(auth_mode="all_except_health")  # the app's value again: follow the file
+        assert g.settings.overridden == ()
+    assert snapshot_dir(data) == before

@@ -133,9 +133,9 @@ def test_just_explain_under_the_shipped_config_points_at_the_missing_space():
     assert "  comment: 401 · strict · Authorization won · no space after Bearer" in on
     assert "Bearer prefix: not found, the whole value is the key" in on
     assert "Fix: Write Authorization: Bearer <key>, with one space after Bearer." in on
-    assumed = [line for line in out.splitlines() if line.startswith("settings assumed: ")]
-    assert assumed == [f"settings assumed: {REPO / 'config.yaml'}: auth_mode=auto, allow_lan_access=false → off; "
-                       f"api_key (none); profile faq"]
+    assumed = [line for line in out.splitlines() if line.startswith("settings: ")]
+    assert assumed == [f"settings: {REPO / 'config.yaml'}, api_key (none); assumed: auth_mode=auto, "
+                       f"allow_lan_access=false → off; profile faq"]
 
 
 def test_explain_takes_full_urls_and_pasted_curl_lines(tmp_path):
@@ -154,7 +154,8 @@ def test_explain_takes_full_urls_and_pasted_curl_lines(tmp_path):
         assert "once auth is on" not in run.stdout  # auth is on already
     out = explain_cli("--config", str(config), "--mode", "auto", "--no-lan", "curl", "-s", "127.0.0.1:8045/healthz").stdout
     assert "once auth is on (all_except_health, as your real proxy may be):" in out  # /healthz: the two differ
-    assert f"settings assumed: {config} with --mode auto --no-lan: auth_mode=auto, allow_lan_access=false → off" in out
+    assert f"settings: {config}, api_key sk-…89ab (35 chars); assumed with --mode auto --no-lan: auth_mode=auto, " \
+           "allow_lan_access=false → off; profile faq" in out
 
 
 def test_the_readmes_key_line_reads_proxy_api_key_not_a_comment(tmp_path):

@@ -26,7 +26,7 @@ from mitmproxy import ctx, exceptions
 
 from . import config_edit, explain, mitmproxy_compat
 from .config_file import overrides
-from .fields import BY_OPTION, FIELDS, Field, in_force
+from .fields import BY_OPTION, FIELDS, Field, file_of, in_force
 from .settings import ConfigError, Settings
 from .state import GateAddon, GateState
 
@@ -76,7 +76,7 @@ class OptionsEditor(GateAddon):
                 continue
             if value is None or value == f.of_file(file):
                 follow.append(f)  # emptied, or the file's own value: follow the file
-            elif opts.auth_save:
+            elif opts.auth_save and self.state.writable:  # never the app's files (sources.py)
                 try:
                     save[f] = f.for_file(value)
                 except ValueError as e:
@@ -126,7 +126,7 @@ class OptionsEditor(GateAddon):
 
     def _help(self, row, s: Settings) -> str:
         lang, f = self.state.lang, row.field
-        name = os.path.basename(s.config_path)
+        name = file_of(f, s)
         words = lambda phrase, **kw: explain.phrase(lang, phrase, **kw)  # noqa: E731
         if f.secret:
             source = words("src_option") if row.overridden else words("src_file", file=name)
@@ -134,7 +134,8 @@ class OptionsEditor(GateAddon):
         elif row.overridden:
             text = words("help_override", value=row.value, file=name, file_value=row.in_file)
         else:
-            saving = "help_file" if ctx.options.auth_save else "help_file_throwaway"
+            saving = ("help_file_app" if not self.state.writable
+                      else "help_file" if ctx.options.auth_save else "help_file_throwaway")
             text = words(saving, key=f.key, file=name, value=row.value)
         if f.option == "auth_mode":
             text += " " + words("help_effective", mode=s.effective_mode,
