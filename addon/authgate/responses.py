@@ -105,8 +105,12 @@ def answer_here(flow: http.HTTPFlow, response: http.Response) -> None:
     mitmproxy's reverse mode pointed it and where it never went."""
     answer(flow, response)
     if sock := flow.client_conn.sockname:
-        req = flow.request
-        req.scheme, req.host, req.port = "http", str(sock[0]), int(sock[1])
+        # Straight into the request's data, the Host header once: the setters of
+        # scheme, host and port each rewrite Host (about 9 µs, on every denial).
+        req, host, port = flow.request, str(sock[0]), int(sock[1])
+        data = req.data
+        data.scheme, data.host, data.port = b"http", host, port
+        req.headers["host"] = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def fail_closed(flow: http.HTTPFlow) -> None:
