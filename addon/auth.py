@@ -17,10 +17,12 @@ from pathlib import Path
 from authgate.bind import Bind
 from authgate.commands import Commands
 from authgate.config_file import ConfigFile
+from authgate.connections import Connections
 from authgate.editor import OptionsEditor
 from authgate.flowview import FlowView
 from authgate.forward import Forward
 from authgate.gatekeeper import Gatekeeper
+from authgate.limits import Limits
 from authgate.mitmweb import Mitmweb
 from authgate.monitor import Monitor
 from authgate.replies import Replies
@@ -34,17 +36,19 @@ def make_addons(config: str | None = None) -> list:
     """The gate, in the order mitmproxy calls it on each event.
 
     Mitmweb first: at start its web_host guard refuses before any config is
-    read. OptionsEditor before ConfigFile (a change made while running is
-    saved to the file, or left as an override, before the snapshot follows
-    it). Gatekeeper before Forward (decide, then forward what passed);
-    Forward before Shadow (a timed-out error says so before it is judged);
-    Shadow before Replies (the x-auth-gate header and the 502/504 carry the
-    verdict); Monitor after Replies (a token's IP is recorded once the answer
-    is final, as the original's monitor does)."""
+    read. Limits and Connections before ConfigFile: an addon that adds options
+    makes mitmproxy configure the addons before it, and config.yaml must be
+    read once every option is known. OptionsEditor before ConfigFile (a change
+    made while running is saved to the file, or left as an override, before
+    the snapshot follows it). Gatekeeper before Forward (decide, then forward
+    what passed); Forward before Shadow (a timed-out error says so before it
+    is judged); Shadow before Replies (the x-auth-gate header and the 502/504
+    carry the verdict); Monitor after Replies (a token's IP is recorded once
+    the answer is final, as the original's monitor does)."""
     state = GateState()
-    return [Mitmweb(state), OptionsEditor(state), ConfigFile(state, config or DEFAULT_CONFIG), Bind(state),
-            Gatekeeper(state), Forward(state), Shadow(state), Replies(state), Monitor(state), Commands(state),
-            FlowView(state)]
+    return [Mitmweb(state), Limits(state), Connections(state), OptionsEditor(state),
+            ConfigFile(state, config or DEFAULT_CONFIG), Bind(state), Gatekeeper(state), Forward(state),
+            Shadow(state), Replies(state), Monitor(state), Commands(state), FlowView(state)]
 
 
 addons = make_addons()

@@ -43,6 +43,12 @@ class Gate:
                 handler(*args)
 
     def request(self, f) -> None:
+        """A request as mitmproxy passes it: its headers, then (body read) the request.
+        A changed config.yaml is read first, as the gate reads it (in a thread) before
+        it decides."""
+        if self.state.stale():
+            self.state.reload_if_changed()
+        self.hook("requestheaders", f)
         self.hook("request", f)
 
     def responseheaders(self, f) -> None:

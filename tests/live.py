@@ -8,7 +8,9 @@ and cleans up (use them as context managers or from fixtures).
 - `Gate`: `mitmdump -s addon/auth.py` (or mitmweb) on a config file, on an ephemeral port.
 - `Gates`: starts gates on config texts for a fixture and stops them all at its end.
 - `Upstream`: the demo upstream (addon/demo_upstream.py) in a thread.
-- `write_config`, `config_text`, `closed_port`, `tool`; `send` and `Reply` for raw HTTP/1.1.
+- `Recorder`: an upstream that records every request exactly as it arrived, and every connection.
+- `write_config`, `config_text`, `closed_port`, `tool`; `send` and `Reply`, `request` and
+  `raw_exchange` for raw HTTP/1.1.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import time
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -307,6 +310,70 @@ class Upstream:
         self.stop()
 
 
+class Recorder:
+    """An upstream that records every request exactly as received (request line, all header pairs,
+    body) and every accepted connection, and answers 200 JSON."""
+
+    def __init__(self) -> None:
+        recorder = self
+        self.requests: list[dict] = []
+        self.connections = 0
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _answer(self) -> None:
+                length = int(self.headers.get("content-length") or 0)
+                body = self.rfile.read(length) if length else b""
+                if "chunked" in self.headers.get("transfer-encoding", "").lower():
+                    while size := int(self.rfile.readline(1024).split(b";")[0].strip() or b"0", 16):
+                        body += self.rfile.read(size)
+                        self.rfile.readline(1024)
+                    while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
+                        pass  # trailers, then the end
+                recorder.requests.append({"line": self.requestline, "method": self.command, "path": self.path,
+                                          "headers": list(self.headers.items()), "body": body})
+                data = json.dumps({"upstream": "recorder", "path": self.path}).encode()
+                self.send_response(200)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(data)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(data)
+
+            do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = do_PATCH = do_OPTIONS = do_CONNECT = _answer
+
+            def log_message(self, *args) -> None:
+                pass
+
+        class Server(ThreadingHTTPServer):
+            daemon_threads = True
+
+            def verify_request(self, request, client_address) -> bool:
+                recorder.connections += 1
+                return True
+
+        self.server = Server(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+        self.thread.start()
+
+    def find(self, marker: str) -> list[dict]:
+        return [r for r in self.requests if marker in r["path"]]
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(5)
+
+    def __enter__(self) -> Recorder:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
 # ====================================================================== raw HTTP/1.1
 
 def _b(x: str | bytes) -> bytes:
@@ -372,3 +439,36 @@ def send(port: int, method: str = "GET", target: str = "/v1/models",
         finally:
             resp.close()
     return Reply(resp.status, list(resp.getheaders()), data)
+
+
+def raw_exchange(port: int, data: bytes, timeout: float = IO_TIMEOUT) -> tuple[int | None, dict[str, str], bytes]:
+    """Send bytes on a fresh connection; read until the gate closes it (requests say Connection: close).
+    -> (status or None when nothing came back, lower-cased headers, body)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.settimeout(timeout)
+        sock.sendall(data)
+        out = b""
+        try:
+            while chunk := sock.recv(65536):
+                out += chunk
+        except (ConnectionResetError, socket.timeout):
+            pass
+    if not out.startswith(b"HTTP/"):
+        return None, {}, out
+    head, _, body = out.partition(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    headers = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(b":")
+        headers.setdefault(name.strip().lower().decode("latin-1"), value.strip().decode("latin-1"))
+    return int(lines[0].split()[1]), headers, body
+
+
+def request(method: bytes, target: bytes, headers: list[tuple[bytes, bytes]], body: bytes | None = None,
+            host: bytes = b"gate.test") -> bytes:
+    lines = [method + b" " + target + b" HTTP/1.1", b"Host: " + host]
+    lines += [n + b": " + v for n, v in headers]
+    if body is not None:
+        lines.append(b"Content-Length: " + str(len(body)).encode())
+    lines.append(b"Connection: close")
+    return b"\r\n".join(lines) + b"\r\n\r\n" + (body or b"")

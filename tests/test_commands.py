@@ -28,3 +28,9 @@ async def test_regenerate_saves_a_new_key_that_wins_over_the_option(gate, config
     assert "the auth_api_key option override was cleared" in out
     assert gate.settings.api_key == key and gate.tctx.options.auth_api_key is None
     assert (await send(gate, headers=[("x-api-key", KEY)])).response.status_code == 401  # the old key stops
+
+
+async def test_explain_shows_a_query_key_as_its_fingerprint(gate):
+    f = await send(gate, f"/v1beta/models?key={KEY}&alt=sse")
+    out = gate.commands.explain_flow(f)
+    assert out.startswith("GET /v1beta/models?key=<sk-…cdef (35 chars)>&alt=sse") and KEY not in out

@@ -13,7 +13,7 @@ from mitmproxy.test import taddons
 
 import auth
 from authgate.settings import read_config
-from gate_harness import (KEY, config, default_config, gate, running_gate, send, upstream,  # noqa: F401
+from gate_harness import (KEY, config, default_config, gate, req_flow, running_gate, send, upstream,  # noqa: F401
                           write)
 
 
@@ -113,3 +113,81 @@ async def test_the_edit_that_fixes_a_bad_one_says_the_file_is_valid_again(gate, 
     await send(gate)
     assert sum("valid again" in r.getMessage() for r in caplog.records) == 1
     assert "auth gate (config.yaml changed): mode off" in caplog.text
+
+
+# ---- read off the event loop; a watcher nothing ends (issue #11)
+
+async def test_refresh_reads_in_a_thread_and_callers_share_one_read(gate, config, upstream, monkeypatch):
+    import asyncio
+    import threading
+
+    from authgate import state as state_module
+    threads, real = [], state_module._read
+
+    def spy(path, over):
+        threads.append(threading.current_thread())
+        return real(path, over)
+
+    monkeypatch.setattr(state_module, "_read", spy)
+    write(config, key="sk-new", upstream_port=upstream)
+    assert gate.state.stale()
+    await asyncio.gather(*(gate.state.refresh() for _ in range(5)))
+    assert len(threads) == 1 and threads[0] is not threading.main_thread()
+    assert gate.settings.api_key == "sk-new" and not gate.state.stale()
+
+
+async def test_a_read_that_hangs_holds_a_request_at_most_read_wait(gate, config, upstream, monkeypatch, caplog):
+    import asyncio
+    import time
+
+    from authgate import state as state_module
+    monkeypatch.setattr(state_module, "READ_WAIT", 0.2)
+    release = asyncio.Event()
+    real = state_module._read
+
+    def slow(path, over):  # (a file on a stalled network share, say)
+        asyncio.run_coroutine_threadsafe(release.wait(), loop).result(5)
+        return real(path, over)
+
+    loop = asyncio.get_running_loop()
+    monkeypatch.setattr(state_module, "_read", slow)
+    write(config, key="sk-new", upstream_port=upstream)
+    for _ in range(3):
+        t0 = time.monotonic()
+        f = req_flow(headers=[("x-api-key", KEY)])
+        waiting = gate.gatekeeper.requestheaders(f)
+        assert waiting is not None  # the file changed: the hook waits for the read (mitmproxy awaits it)
+        await waiting
+        assert time.monotonic() - t0 < 0.5 and f.response is None  # decided under the last good config
+    assert caplog.text.count("still being read after 0.2 s") == 1
+    release.set()
+    for _ in range(50):
+        if gate.settings.api_key == "sk-new":
+            break
+        await asyncio.sleep(0.02)
+    assert gate.settings.api_key == "sk-new"
+
+
+async def test_the_watcher_survives_any_exception_and_says_so_once(gate, monkeypatch, caplog):
+    import asyncio
+
+    from authgate import config_file
+    monkeypatch.setattr(config_file, "RELOAD_INTERVAL", 0.01)
+    calls = []
+
+    async def refresh():
+        calls.append(1)
+        if len(calls) in (2, 3, 4, 6):
+            raise MemoryError("no memory left") if len(calls) < 5 else RuntimeError("other")
+
+    monkeypatch.setattr(gate.state, "refresh", refresh)
+    await gate.config_file.running()
+    for _ in range(200):
+        if len(calls) >= 8:
+            break
+        await asyncio.sleep(0.01)
+    gate.config_file.done()
+    assert len(calls) >= 8  # still watching
+    failures = [r.getMessage() for r in caplog.records if "failed" in r.getMessage()]
+    assert len(failures) == 2, failures  # once per run of failures
+    assert "MemoryError: no memory left" in failures[0] and "RuntimeError: other" in failures[1]

@@ -137,8 +137,7 @@ def test_empty_api_key_still_exempts_healthz_in_all_except_health():
     # a value that is not visible ASCII counts as absent: the chain moves on
     ([(b"Authorization", b"Bearer \xe2\x80\x9csk\xe2\x80\x9d"), ("x-api-key", KEY)], True, "x-api-key", "key_ok"),
     ([(b"Authorization", b"Bearer \xe2\x80\x9csk\xe2\x80\x9d")], False, None, "non_ascii"),
-    ([(b"x-api-key", KEY.encode() + b"\x00")], False, None, "non_ascii"),
-    ([(b"x-api-key", b"\x7f")], False, None, "non_ascii"),
+    ([(b"x-api-key", KEY.encode() + b"\x80\xff")], False, None, "non_ascii"),  # 0x80-0xFF: to_str() fails
     # tab is visible enough for the http crate: the value is used, and fails
     ([(b"x-api-key", KEY.encode() + b"\t")], False, "x-api-key", "mismatch"),
 ])
@@ -146,6 +145,37 @@ def test_header_precedence_and_key_reading(headers, allowed, winner, reason):
     d = decide(view("GET", "/v1/models", *headers), Policy("strict"))
     assert (d.allowed, d.winner, d.reason) == (allowed, winner, reason)
     assert d.route == ("upstream" if allowed else "denied")
+
+
+# ---- before any auth: header values httparse (the original's HTTP/1 parser) refuses with 400
+
+@pytest.mark.parametrize("value, reason", [
+    (KEY.encode() + b"\x00", "header_control_byte"),  # NUL (was "non_ascii": the original never gets that far)
+    (b"\x7f", "header_control_byte"),  # DEL
+    (b"Bearer sk-abc\x7f", "header_control_byte"),
+    (b"a\rx-goog-api-key: " + KEY.encode(), "header_control_byte"),  # a bare CR: two headers to a lenient server
+    (b"a\nb", "header_control_byte"),
+    *[(b"a" + bytes([c]) + b"b", "header_control_byte") for c in (*range(0x01, 0x09), *range(0x0B, 0x20))],
+    (b"a\r\n b", "header_obs_fold"),  # a folded line, as mitmproxy joins it
+    (b"a\r\n x-api-key: " + KEY.encode(), "header_obs_fold"),
+])
+@pytest.mark.parametrize("name", ["Authorization", "x-api-key", "X-Foo"])
+@pytest.mark.parametrize("mode, method, path", [
+    ("strict", "GET", "/v1/models"), ("off", "GET", "/v1/models"), ("all_except_health", "GET", "/healthz"),
+    ("strict", "OPTIONS", "/v1/models"),
+])
+def test_header_values_with_control_bytes_are_refused_before_auth(value, reason, name, mode, method, path):
+    # whatever the mode, the route and the other headers: even a right key beside it
+    d = decide(view(method, path, ("x-goog-api-key", KEY), (name.encode(), value)), Policy(mode))
+    assert (d.allowed, d.status, d.route, d.reason) == (False, 400, "bad_request", reason)
+    assert d.headers == ((name, reason),) and d.winner is None and d.presented is None
+    assert decide(view(method, path, (name.encode(), value)), Policy(mode, profile="v4")).status == 400
+
+
+@pytest.mark.parametrize("value", [b"a\tb", b"\ta b\t", b"caf\xc3\xa9", b"\x80\xff", b"", b" ~!"])
+def test_tab_space_visible_ascii_and_0x80_to_0xff_are_not_refused(value):
+    d = decide(view("GET", "/v1/models", (b"X-Foo", value), ("x-api-key", KEY)), Policy("strict"))
+    assert (d.allowed, d.reason) == (True, "key_ok")
 
 
 def test_auto_with_lan_access_denies_localhost_without_key():

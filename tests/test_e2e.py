@@ -371,13 +371,15 @@ def test_auth_explain_false_gives_bare_401(start, echo):
 
 # ====================================================================== never an open proxy
 
-def test_absolute_form_is_refused_and_nothing_reaches_upstream(strict, echo):
+def test_absolute_form_is_decided_on_its_path_and_goes_to_the_upstream(strict, echo):
+    # As the original routes by the URI's path (issue #11; the gate answered 400 before).
     before = list(echo.received)
-    for target in (f"http://127.0.0.1:{echo.port}/abs-e2e", "http://example.com/"):
+    for target, path in ((f"http://127.0.0.1:{echo.port}/abs-e2e", "/abs-e2e"), ("http://example.com/", "/")):
+        r = strict.send("GET", target, [], host=target.split("/")[2])
+        assert r.status == 401 and r.gate["reason"] == "missing", target
         r = strict.send("GET", target, [bearer()], host=target.split("/")[2])
-        assert r.status == 400, target
-        assert r.json()["error"]["code"] == "not_a_forward_proxy"
-    assert list(echo.received) == before
+        assert r.from_echo and r.json()["path"] == path, target  # origin-form, to upstream.url
+    assert list(echo.received) == before + [("GET", "/abs-e2e"), ("GET", "/")]
 
 
 def test_connect_is_refused(strict, echo):

@@ -199,3 +199,29 @@ def test_the_header_says_which_non_ascii_header_was_skipped():
                                                  (b"x-goog-api-key", KEY.encode()))), Policy())
     assert explain.header_value(explain.detail(d)) == \
         "allow; mode=strict; winner=x-goog-api-key; reason=key_ok; skipped=Authorization"
+
+
+# ---- refused before auth (issue #11): which header and why, never its value
+
+def test_a_refused_header_value_is_explained_without_the_value():
+    d = decide(RequestView("POST", "/v1/messages", ((b"x-api-key", KEY.encode()), (b"X-Foo", b"a\rb"))),
+               Policy("strict"))
+    assert explain.comment(d) == "400 · strict · control byte in X-Foo"
+    msg = explain.message(d)
+    assert msg.startswith("The auth gate refused this request (400) before any auth check. The value of X-Foo")
+    assert msg.endswith("Fix: Remove the control character from X-Foo: a header value is one line of text (tab allowed).")
+    body = json.loads(explain.bad_request_body(d, "/v1/messages"))
+    assert body["error"]["type"] == "invalid_request_error" and body["type"] == "error"  # Anthropic's path
+    assert body["auth_gate"]["headers"] == {"X-Foo": "header_control_byte"} and KEY not in json.dumps(body)
+    assert "a\rb" not in json.dumps(body) and "a\\rb" not in json.dumps(body)
+    assert explain.header_value(explain.detail(d)) == "deny; mode=strict; winner=-; reason=header_control_byte"
+    d = decide(RequestView("GET", "/", ((b"X-Foo", b"a\r\n b"),)), Policy("off"))
+    for lang in explain.LANGUAGES:
+        assert "X-Foo" in explain.comment(d, lang) and "X-Foo" in explain.message(d, lang)
+        assert explain.message(d, lang) != explain.message(d, "en") or lang == "en"
+
+
+def test_a_trace_shows_a_query_key_as_its_fingerprint():
+    d = decide(RequestView("GET", f"/v1beta/models?key={KEY}", ()), Policy("strict"))
+    t = explain.trace(d, "GET", f"/v1beta/models?key={KEY}&alt=sse")
+    assert t.startswith("GET /v1beta/models?key=<sk-…cdef (35 chars)>&alt=sse\n") and KEY not in t

@@ -83,3 +83,18 @@ async def test_timer_gives_up_only_on_a_flow_still_waiting(gate, monkeypatch):
     h = await send(gate, headers=[("Authorization", f"Bearer {KEY}")])
     gate.forward._give_up(h, 300.0)
     assert h.id in gate.forward._timers and "timed_out" not in h.metadata["auth"]
+
+
+async def test_no_client_credential_is_forwarded_and_the_flow_shows_what_was_sent(gate, upstream):
+    creds = [("Authorization", f"Bearer {KEY}"), ("Proxy-Authorization", "Basic dXNlcjpwYXNz"),
+             ("X-Forwarded-Authorization", f"Bearer {KEY}")]
+    f = await send(gate, f"/v1beta/models/m:generateContent?key={KEY}&alt=sse", "POST", headers=creds)
+    assert f.request.path == "/v1beta/models/m:generateContent?alt=sse"
+    assert not {"authorization", "proxy-authorization", "x-forwarded-authorization"} & set(f.request.headers.keys())
+    f.response = tutils.tresp()
+    gate.response(f)
+    assert f.request.path == f"/v1beta/models/m:generateContent?key={KEY}&alt=sse"  # restored for mitmweb, replays
+    assert f.request.headers["proxy-authorization"] == "Basic dXNlcjpwYXNz"
+    gate.configure(auth_enforce="false")  # shadow mode forwards as sent
+    f = await send(gate, f"/v1beta/models?key={KEY}", headers=creds)
+    assert f.request.path == f"/v1beta/models?key={KEY}" and "proxy-authorization" in f.request.headers

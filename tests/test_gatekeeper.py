@@ -7,7 +7,7 @@ import logging
 from mitmproxy.test import tflow, tutils
 
 from authgate import answers, explain
-from gate_harness import KEY, config, default_config, gate, send, upstream, write  # noqa: F401
+from gate_harness import KEY, config, default_config, gate, req_flow, send, upstream, write  # noqa: F401
 
 
 async def test_denial_is_a_crafted_401_with_comment_marker_and_metadata(gate):
@@ -60,12 +60,21 @@ async def test_preflight_health_and_405_are_answered_locally(gate):
     assert (f.response.status_code, f.response.headers["allow"]) == (405, "GET, HEAD")
 
 
-async def test_absolute_form_is_refused(gate):
-    f = tflow.tflow(req=tutils.treq(authority=b"example.com", host="example.com", port=80))
+async def test_absolute_form_is_decided_on_its_path_and_goes_to_the_upstream_only(gate, upstream):
+    # (issue #11: the original routes by the URI's path; until then the gate answered 400 here)
+    f = tflow.tflow(req=tutils.treq(authority=b"example.com", host="example.com", port=80, path=b"/healthz"))
     gate.request(f)
-    assert f.response.status_code == 400
-    assert "example.com" in json.loads(f.response.content)["error"]["message"]
-    assert f.request.host == "example.com"  # nothing was rewritten, nothing forwarded
+    assert f.response.status_code == 401 and f.comment.startswith("401 · strict")  # strict: /healthz needs the key
+    gate.configure(auth_mode="all_except_health")
+    f = tflow.tflow(req=tutils.treq(authority=b"example.com", host="example.com", port=80, path=b"/healthz"))
+    gate.request(f)
+    assert (f.response.status_code, json.loads(f.response.content)) == (200, {"status": "ok"})
+    f = tflow.tflow(req=tutils.treq(authority=b"example.com:8080", host="example.com", port=8080,
+                                    headers=((b"Authorization", f"Bearer {KEY}".encode()),)))
+    gate.request(f)
+    assert f.response is None  # forwarded: in origin-form, to upstream.url, never to example.com
+    assert (f.request.authority, f.request.host, f.request.port) == ("", "127.0.0.1", upstream)
+    assert f.request.url == f"http://127.0.0.1:{upstream}/path"
 
 
 async def test_a_gate_error_fails_closed(gate, monkeypatch, caplog):
@@ -194,3 +203,41 @@ async def test_v4_admin_password_option_and_empty_credentials_log(gate, config, 
     assert (await send(gate, "/api/config", headers=[("x-api-key", "pw")])).response.status_code == 401
     assert ("authgate", logging.ERROR, "Admin auth is required but both api_key and admin_password are empty; "
             "denying request") in caplog.record_tuples
+
+
+# ---- issue #11: refused before auth, decided at the request headers, the body limit
+
+async def test_a_header_value_with_a_control_byte_is_a_400_in_every_mode(gate):
+    for options in ({}, {"auth_mode": "off"}, {"auth_enforce": "false"}):  # shadow mode too: never forwarded
+        gate.configure(**options)
+        f = await send(gate, headers=[("Authorization", f"Bearer {KEY}"), ("X-Foo", b"a\rx-goog-api-key: k")])
+        assert f.response.status_code == 400, options
+        body = json.loads(f.response.content)
+        assert body["auth_gate"]["headers"] == {"X-Foo": "header_control_byte"} and b"goog" not in f.response.content
+        assert f.comment.startswith("400 · ") and f.comment.endswith("control byte in X-Foo")
+        assert f.marked == ":no_entry:" and f.response.headers["x-auth-gate"].endswith("reason=header_control_byte")
+    gate.configure(auth_explain=False)
+    f = await send(gate, headers=[("X-Foo", b"a\r\n b")])
+    assert (f.response.status_code, f.response.content) == (400, b"")
+
+
+async def test_answers_are_given_at_the_request_headers(gate):
+    f = req_flow("/v1/models", "POST", headers=[("Content-Length", "300"), ("Expect", "100-continue")])
+    f.request.data.content = None  # as at requestheaders: the body is still to come
+    gate.hook("requestheaders", f)
+    assert f.response.status_code == 401  # decided here; without a connection to write on, on the flow
+    assert "expect" not in f.request.headers  # so mitmproxy sends no 100 Continue for it
+    assert f.response.headers["x-auth-gate"].startswith("deny; mode=strict")
+
+
+async def test_a_body_over_the_limit_gets_413_after_the_decision(gate):
+    gate.configure(auth_max_body_size="1k")
+    f = await send(gate, "/v1/chat/completions", "POST", headers=[("Authorization", f"Bearer {KEY}"),
+                                                                  ("Content-Length", "1025")])
+    assert f.response.status_code == 413 and json.loads(f.response.content)["error"]["code"] == "request_too_large"
+    assert f.comment.endswith("· 413 body over auth_max_body_size") and f.response.headers["connection"] == "close"
+    f = await send(gate, "/v1/chat/completions", "POST", headers=[("Content-Length", "1025")])
+    assert f.response.status_code == 401  # a denial first, as in the original
+    f = await send(gate, "/v1/chat/completions", "POST", headers=[("Authorization", f"Bearer {KEY}"),
+                                                                  ("Content-Length", "1024")])
+    assert f.response is None  # the limit itself passes

@@ -15,8 +15,18 @@ from policy import Policy
 PRIORITY = ["authorization", "x-api-key", "x-goog-api-key"]
 
 
+# httparse's header value bytes: tab, space to ~, and 0x80-0xFF; anything else is a 400 before auth.
+VALUE_BYTES = {9, *range(32, 127), *range(128, 256)}
+
+
+def refused(headers) -> bool:
+    return any(b not in VALUE_BYTES for _, v in headers for b in v)
+
+
 def model(method: str, path: str, headers, mode: str, lan: bool, key: str):
     """-> (allowed, winner or None). Straight from the FAQ's rules."""
+    if refused(headers):
+        return False, None  # the original's parser answers 400 before any middleware
     if method == "OPTIONS":
         return True, None
     if mode == "auto":
@@ -61,6 +71,7 @@ def values_for(key: str):
         st.just(b"Bearer " + key.encode()),
         st.sampled_from([b"Bearer" + key.encode(), b"bearer " + key.encode(), b"Bearer  " + key.encode(),
                          b"", b"Bearer ", b" ", b"\t" + key.encode(), key.encode() + b" ",
+                         b"Bearer " + key.encode() + b"\x7f", b"a\rx-api-key: " + key.encode(), b"a\r\n b",
                          b"Bearer \xe2\x80\x9c" + key.encode() + b"\xe2\x80\x9d", b"\xff", b"sk-wrong"]),
         st.binary(max_size=24),
     )
@@ -86,6 +97,7 @@ def test_decision_agrees_with_the_model(case):
     d = decide(RequestView(method, path, headers), Policy(mode, lan, key))
     allowed, winner = model(method, path, headers, mode, lan, key)
     assert d.allowed == allowed
+    assert (d.status == 400 and d.route == "bad_request") == refused(headers)
     if d.auth_required:
         assert d.winner == winner
     # and the words never fail, never carry the key
@@ -138,6 +150,8 @@ def _key(headers, goog=True):
 def v4_model(method, target, headers, mode, lan, api_key, pwd, rows, bound):
     """-> (allowed, status of a denial or None)."""
     path = target.split("?")[0]
+    if refused(headers):
+        return False, 400
     if method == "OPTIONS":
         return True, None
     if mode == "auto":
@@ -184,7 +198,8 @@ def v4_model(method, target, headers, mode, lan, api_key, pwd, rows, bound):
 def v4_values(keys):
     return st.one_of(st.sampled_from([k.encode() for k in keys]),
                      st.sampled_from([b"Bearer " + k.encode() for k in keys]),
-                     st.sampled_from([b"", b"Bearer", b"\xff", b"sk-wrong", b"Bearer  sk-t1"]))
+                     st.sampled_from([b"", b"Bearer", b"\xff", b"sk-wrong", b"Bearer  sk-t1", b"sk-t1\r",
+                                      b"Bearer sk-t1\x7f", b"a\r\n b"]))
 
 
 @st.composite

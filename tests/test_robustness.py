@@ -835,7 +835,8 @@ def test_head_answers_carry_no_body(bad_input_gate):
     cases = {
         "200 /healthz": _req(b"/healthz", AUTH, method=b"HEAD"),
         "401 no key": _req(b"/v1/models", method=b"HEAD"),
-        "400 absolute-form": b"HEAD http://example.com/ HTTP/1.1\r\nHost: example.com\r\n\r\n",
+        "401 absolute-form": b"HEAD http://example.com/ HTTP/1.1\r\nHost: example.com\r\n\r\n",  # (400 before #11)
+        "400 control byte": _req(b"/v1/models", AUTH, b"X-Foo: a\x01b", method=b"HEAD"),
     }
     extras = {}
     for name, raw in cases.items():

@@ -16,9 +16,8 @@ from __future__ import annotations
 import json
 import re
 import socket
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import urllib.parse
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -28,7 +27,8 @@ import yaml
 import authgate.decision as decision
 from authgate.decision import RequestView, decide
 from authgate.settings import fingerprint
-from live import ADDON, IO_TIMEOUT, WEB_HAS_AUTH, Gates, Process, closed_port, config_text, write_config
+from live import (ADDON, IO_TIMEOUT, WEB_HAS_AUTH, Gates, Process, Recorder, closed_port, config_text, raw_exchange,
+                  request, write_config)
 
 KEY = "sk-sec0123456789abcdef0123456789ab"
 K = KEY.encode()
@@ -40,61 +40,14 @@ EXIT_TIMEOUT = 20.0
 EMPTY_KEY_LOG = "Proxy auth is enabled but api_key is empty; denying request"
 # A line of mitmproxy's own flow dump (flow_detail >= 2) showing one of the client's key headers.
 CLIENT_KEY_HEADER_DUMP = re.compile(r"^ {4}(authorization|x-api-key|x-goog-api-key): ", re.I)
+# More of that dump: a request line (flow_detail >= 1), the URL as the client sent it, a `?key=`
+# included; the proxy credential headers (>= 2); the query parameters (>= 3), `key` among them.
+CLIENT_REQUEST_DUMP = re.compile(r"^[0-9a-f.:\[\]]+: [A-Z]+ https?://\S+$|^ {4}(proxy-authorization|key): ", re.I)
+# Every credential header a client may send: none is ever forwarded (but in shadow mode).
+CREDENTIAL_HEADER_NAMES = KEY_HEADER_NAMES | {"proxy-authorization", "x-forwarded-authorization"}
 
 
 # ====================================================================== processes and servers
-
-class Recorder:
-    """An upstream that records every request exactly as received (request line, all header pairs,
-    body) and every accepted connection, and answers 200 JSON."""
-
-    def __init__(self) -> None:
-        recorder = self
-        self.requests: list[dict] = []
-        self.connections = 0
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def _answer(self) -> None:
-                length = int(self.headers.get("content-length") or 0)
-                body = self.rfile.read(length) if length else b""
-                recorder.requests.append({"line": self.requestline, "method": self.command, "path": self.path,
-                                          "headers": list(self.headers.items()), "body": body})
-                data = json.dumps({"upstream": "recorder", "path": self.path}).encode()
-                self.send_response(200)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(data)))
-                self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(data)
-
-            do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = do_PATCH = do_OPTIONS = do_CONNECT = _answer
-
-            def log_message(self, *args) -> None:
-                pass
-
-        class Server(ThreadingHTTPServer):
-            daemon_threads = True
-
-            def verify_request(self, request, client_address) -> bool:
-                recorder.connections += 1
-                return True
-
-        self.server = Server(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
-        self.thread.start()
-
-    def find(self, marker: str) -> list[dict]:
-        return [r for r in self.requests if marker in r["path"]]
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(5)
-
 
 @pytest.fixture(scope="module")
 def confdir(tmp_path_factory) -> Path:
@@ -112,39 +65,6 @@ def recorder():
 def gate(tmp_path, confdir):
     with Gates(tmp_path, confdir) as start:
         yield start
-
-
-def raw_exchange(port: int, data: bytes, timeout: float = IO_TIMEOUT) -> tuple[int | None, dict[str, str], bytes]:
-    """Send bytes on a fresh connection; read until the gate closes it (requests say Connection: close).
-    -> (status or None when nothing came back, lower-cased headers, body)."""
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
-        sock.settimeout(timeout)
-        sock.sendall(data)
-        out = b""
-        try:
-            while chunk := sock.recv(65536):
-                out += chunk
-        except (ConnectionResetError, socket.timeout):
-            pass
-    if not out.startswith(b"HTTP/"):
-        return None, {}, out
-    head, _, body = out.partition(b"\r\n\r\n")
-    lines = head.split(b"\r\n")
-    headers = {}
-    for line in lines[1:]:
-        name, _, value = line.partition(b":")
-        headers.setdefault(name.strip().lower().decode("latin-1"), value.strip().decode("latin-1"))
-    return int(lines[0].split()[1]), headers, body
-
-
-def request(method: bytes, target: bytes, headers: list[tuple[bytes, bytes]], body: bytes | None = None,
-            host: bytes = b"gate.test") -> bytes:
-    lines = [method + b" " + target + b" HTTP/1.1", b"Host: " + host]
-    lines += [n + b": " + v for n, v in headers]
-    if body is not None:
-        lines.append(b"Content-Length: " + str(len(body)).encode())
-    lines.append(b"Connection: close")
-    return b"\r\n".join(lines) + b"\r\n\r\n" + (body or b"")
 
 
 # ====================================================================== no key in the logs
@@ -196,6 +116,12 @@ def _exercise(port: int, right: bytes, others: list[bytes]) -> None:
     for headers in tries:
         for method, path in ((b"GET", b"/v1/models"), (b"GET", b"/healthz"), (b"OPTIONS", b"/v1/models")):
             raw_exchange(port, request(method, path, headers))
+    # the key in the query, as Gemini clients put it, and in the proxy credential headers
+    for key in (right, WRONG, *others):
+        key = urllib.parse.quote_from_bytes(key).encode()  # (a key with a space travels as %20)
+        for target in (b"/v1beta/models?key=" + key, b"/v1beta/models?alt=sse&KEY=" + key):
+            for headers in ([], [(b"x-goog-api-key", right)], [(b"Proxy-Authorization", b"Bearer " + key)]):
+                raw_exchange(port, request(b"GET", target, headers))
 
 
 def test_gate_never_logs_a_key_at_any_level(tmp_path, confdir, recorder, capsys):
@@ -282,14 +208,15 @@ def test_gate_never_logs_a_key_at_any_level(tmp_path, confdir, recorder, capsys)
         assert not leaking, f"the {what} is in the gate's log:\n" + "\n".join(leaking)
 
     # 2. Everything mitmdump printed (termlog at debug, flow dump at flow_detail=4): the only lines
-    #    that may hold a key are mitmproxy's own dump of a client's key headers, i.e. what that
-    #    client sent, shown because flow_detail=4 asks for full headers. Never a log line, and
-    #    never what no client sent (the upstream credential).
+    #    that may hold a key are mitmproxy's own dump of a client's key headers or request line
+    #    (a ?key= in it), i.e. what that client sent, shown because flow_detail asks for them.
+    #    Never a log line, and never what no client sent (the upstream credential).
     client_echo = []
     for what, secret in secrets.items():
         for line in out.splitlines():
             if secret in line:
-                if CLIENT_KEY_HEADER_DUMP.match(line) and what not in ("upstream credential",):
+                if ((CLIENT_KEY_HEADER_DUMP.match(line) or CLIENT_REQUEST_DUMP.match(line))
+                        and what not in ("upstream credential",)):
                     client_echo.append(line)
                     continue
                 pytest.fail(f"the {what} appears in mitmdump's output outside the dump of a client's key "
@@ -352,6 +279,8 @@ FORWARD_TRIES: list[list[tuple[bytes, bytes]]] = [
     [(b"Authorization", b"Basic dXNlcjpwYXNzd29yZA==")],
     [(b"X-Goog-Api-Key", WRONG)],
     [],
+    [(b"Proxy-Authorization", b"Bearer " + K), (b"x-api-key", K), (b"X-Forwarded-Authorization", b"Bearer " + K)],
+    [(b"proxy-authorization", b"Basic " + K), (b"x-forwarded-authorization", K)],
 ]
 
 
@@ -366,11 +295,12 @@ def test_client_key_headers_are_never_forwarded(gate, recorder, mode, lan):
     for i, headers in enumerate(FORWARD_TRIES):
         for method, body in ((b"GET", None), (b"POST", b'{"x": 1}')):
             marker = f"/fwd/{mode}/{i}/{method.decode()}"
+            target = f"{marker}?key={KEY}&n={i}" if i % 2 else marker  # and the key in the query, as Gemini's
             wire_headers = [(b"Host", b"gate.test"), *headers]
             if body is not None:
                 wire_headers.append((b"Content-Length", str(len(body)).encode()))
-            d = decide(RequestView(method.decode(), marker, tuple(wire_headers)), policy)
-            status, _, _ = raw_exchange(m.port, request(method, marker.encode(), headers, body))
+            d = decide(RequestView(method.decode(), target, tuple(wire_headers)), policy)
+            status, _, _ = raw_exchange(m.port, request(method, target.encode(), headers, body))
             got = recorder.find(marker)
             if d.allowed:
                 forwarded += 1
@@ -378,8 +308,10 @@ def test_client_key_headers_are_never_forwarded(gate, recorder, mode, lan):
                 assert len(got) == 1, f"{marker}: the upstream saw it {len(got)} times"
                 names = {n.lower() for n, _ in got[0]["headers"]}
                 assert not names & KEY_HEADER_NAMES, f"{marker}: forwarded {sorted(names & KEY_HEADER_NAMES)}"
+                assert not names & CREDENTIAL_HEADER_NAMES, f"{marker}: forwarded {sorted(names)}"
                 values = " ".join(v for _, v in got[0]["headers"])
                 assert KEY not in values and WRONG.decode() not in values
+                assert KEY not in got[0]["line"] and got[0]["path"] == target.replace(f"key={KEY}&", "")
                 assert got[0]["body"] == (body or b"")
             else:
                 assert status == 401, f"{marker}: {status}"
@@ -408,33 +340,58 @@ def test_undecodable_request_target_does_not_bypass_auth(gate, recorder):
 
 # ====================================================================== not an open proxy
 
+@pytest.fixture
+def decoy():
+    """A second recording server: the authority absolute-form requests name. Nothing may reach it."""
+    r = Recorder()
+    yield r
+    r.stop()
+
+
 @pytest.mark.parametrize("mode", ["off", "strict"])
-def test_absolute_form_and_connect_are_refused(gate, recorder, mode):
+def test_absolute_form_goes_to_the_upstream_only_and_connect_is_refused(gate, recorder, decoy, mode):
+    """Absolute-form is decided on its path, as the original routes by the URI's path, and goes
+    to upstream.url in origin-form, never to the authority it names (until issue #11: a 400).
+    CONNECT and authority-form stay refused: not an open proxy."""
     m = gate(config_text(mode, KEY, recorder.url))
     up = f"127.0.0.1:{recorder.port}".encode()
+    elsewhere = f"127.0.0.1:{decoy.port}".encode()
+    policy = SimpleNamespace(auth_mode=mode, allow_lan_access=False, api_key=KEY, profile="faq")
     auth = [(b"Authorization", b"Bearer " + K)]
     absolute = [
         (b"GET", b"http://" + up + b"/abs/1", up, None),
-        (b"GET", b"http://example.com/abs/2", b"example.com", None),
-        (b"GET", b"https://example.com/abs/3", b"example.com", None),
-        (b"POST", b"http://" + up + b"/abs/4", up, b"{}"),
-        (b"OPTIONS", b"http://example.com/abs/5", b"example.com", None),
+        (b"GET", b"http://" + elsewhere + b"/abs/2?x=1", elsewhere, None),
+        (b"GET", b"https://" + elsewhere + b"/abs/3", elsewhere, None),
+        (b"POST", b"http://" + elsewhere + b"/abs/4", elsewhere, b"{}"),
+        (b"OPTIONS", b"http://" + elsewhere + b"/abs/5", elsewhere, None),
+        (b"GET", b"http://example.com/abs/6", b"example.com", None),
         (b"GET", f"http://127.0.0.1:{m.port}/healthz".encode(), f"127.0.0.1:{m.port}".encode(), None),
     ]
     for method, target, host, body in absolute:
+        path = b"/" + target.split(b"/", 3)[3]
         for headers in ([], auth):
             status, hdrs, payload = raw_exchange(m.port, request(method, target, headers, body, host=host))
-            assert status == 400, f"{mode}: {method.decode()} {target.decode()}: {status} {payload[:200]!r}"
-            assert json.loads(payload)["error"]["code"] == "not_a_forward_proxy"
-    for authority in (up, b"example.com:443", f"127.0.0.1:{m.port}".encode()):
+            d = decide(RequestView(method.decode(), path.decode(), ((b"Host", host), *headers)), policy)
+            what = f"{mode}: {method.decode()} {target.decode()} {'with' if headers else 'without'} the key"
+            assert status == (200 if d.allowed and d.route == "upstream" else d.status), f"{what}: {payload[:200]!r}"
+            seen = [r for r in recorder.requests if r["path"] == path.decode()]
+            if d.allowed and d.route == "upstream":
+                assert seen[-1]["line"] == f"{method.decode()} {path.decode()} HTTP/1.1", what  # origin-form
+                assert dict((n.lower(), v) for n, v in seen[-1]["headers"])["host"] == up.decode()
+            else:
+                assert not seen, f"{what}: reached the upstream"
+    for authority in (up, elsewhere, b"example.com:443", f"127.0.0.1:{m.port}".encode()):
         for headers in ([], auth):
             tunnelled = b"GET /through-the-tunnel HTTP/1.1\r\nHost: x\r\n\r\n"
             connect = request(b"CONNECT", authority, headers, host=authority)
             status, _, payload = raw_exchange(m.port, connect + tunnelled)
             assert status is None or 400 <= status < 500, \
                 f"{mode}: CONNECT {authority.decode()}: {status} {payload[:200]!r}"
-    assert recorder.requests == [], [r["line"] for r in recorder.requests]
-    assert recorder.connections == 0  # not even a connection was opened to the upstream
+        # authority-form without CONNECT: mitmproxy refuses the request line
+        status, _, _ = raw_exchange(m.port, request(b"GET", authority, auth, host=authority))
+        assert status is None or 400 <= status < 500
+    assert not recorder.find("/through-the-tunnel")
+    assert decoy.requests == [] and decoy.connections == 0  # the named authority never saw a thing
     # origin-form still works, and goes to the configured upstream whatever Host says
     status, _, _ = raw_exchange(m.port, request(b"GET", b"/origin-form", auth, host=b"example.com"))
     assert status == 200

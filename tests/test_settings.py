@@ -359,3 +359,55 @@ def test_headless_options_still_win_and_nothing_is_written(tmp_path):
 def test_without_headless_the_environment_is_not_read():
     cfg = parse_config(V4, "c.yaml", environ={"ABV_API_KEY": "sk-env", "ABV_AUTH_MODE": "off"})
     assert (cfg.api_key, cfg.auth_mode, cfg.startup_log) == ("sk-abc", "strict", ())
+
+
+# ---- a file that could hang or exhaust the gate (issue #11)
+
+def test_only_a_small_regular_file_is_read(tmp_path):
+    import os
+    fifo = tmp_path / "fifo.yaml"
+    os.mkfifo(fifo)
+    zero = tmp_path / "zero.yaml"
+    zero.symlink_to("/dev/zero")
+    big = tmp_path / "big.yaml"
+    big.write_text("proxy:\n  auth_mode: off\n" + "#" * (300 * 1024))
+    latin = tmp_path / "latin.yaml"
+    latin.write_bytes(b"proxy:\n  auth_mode: strict\n  api_key: caf\xe9\n")
+    for path, words in ((fifo, "is a FIFO (named pipe)"), (zero, "is a character device"), (tmp_path, "is a directory"),
+                        (big, "is larger than 256 KiB"), (latin, "is not UTF-8 text")):
+        with pytest.raises(ConfigError, match=re.escape(words)):  # at once: none of these blocks
+            read_config(path)
+    link = tmp_path / "link.yaml"  # a symlink to a regular file is fine
+    (tmp_path / "real.yaml").write_text(GOOD)
+    link.symlink_to(tmp_path / "real.yaml")
+    assert read_config(link).api_key == "sk-abc"
+
+
+def test_anchors_and_aliases_are_refused():
+    bomb = "a: &a [x, x, x]\nb: &b [*a, *a, *a]\nproxy:\n  auth_mode: strict\n  api_key: *b\n"
+    with pytest.raises(ConfigError) as e:
+        parse_config(bomb, "c.yaml")
+    assert str(e.value) == ("c.yaml: (YAML): an anchor (&) or alias (*) at line 1, column 4: config.yaml takes "
+                            "plain values only. Fix: write each value out in full")
+    with pytest.raises(ConfigError, match="anchor"):
+        parse_config("proxy: &p\n  auth_mode: strict\n", "c.yaml")
+
+
+@pytest.mark.parametrize("text, words", [
+    ("proxy:\n  auth_mode: strict\n  port: " + "9" * 5000 + "\n", "cannot be read (ValueError"),
+    ("proxy:\n  auth_mode: " + "[" * 3000 + "\n", "cannot be read (RecursionError"),
+])
+def test_pathological_yaml_is_a_config_error(text, words):
+    with pytest.raises(ConfigError, match=re.escape(words)):
+        parse_config(text, "c.yaml")
+
+
+def test_error_messages_cap_what_they_quote():
+    huge = "proxy:\n  auth_mode: strict\n  port: [" + ", ".join(["123456"] * 50_000) + "]\n"
+    with pytest.raises(ConfigError) as e:
+        parse_config(huge, "c.yaml")
+    assert str(e.value).startswith("c.yaml: proxy.port: [123456, 123456, 123456, 123456, ...] is not a port number")
+    with pytest.raises(ConfigError) as e:
+        parse_config("proxy:\n  auth_mode: strict\nupstream:\n  url: " + "x" * 100_000 + "\n", "c.yaml")
+    assert len(str(e.value)) < 400
+    assert len(str(ConfigError("c.yaml", "f", "p" * 10_000, "fix"))) < 400

@@ -5,6 +5,8 @@ what the original sends, with the gate's explanation beside it when
 explanations are on:
 
 * `denial(d, path, lang, explained)`: the answer to a denied Decision.
+  - 400 (a header value the original's parser refuses): its 400 is empty. Explained:
+    which header and why, never the value (explain.bad_request_body).
   - 401: the original's is empty (auth.rs, StatusCode::into_response). Explained:
     the gate's JSON 401 in the client's SDK dialect (explain.denial_body).
   - 403 (v4, user-token rejection, auth.rs:211-228): the original's body,
@@ -53,6 +55,10 @@ def token_rejected(message: str) -> dict:
 def denial(d: Decision, path: str, lang: str = "en", explained: bool = True) -> Answer:
     """The whole answer to a denied decision. `lang`: the explanation's language
     (explain.pick_language on Accept-Language); `explained=False`: the original's bare answer."""
+    if d.status == 400:  # refused before any auth, as httparse does (its 400 has no body)
+        if not explained:
+            return Answer(400, (CORS,), b"")
+        return Answer(400, (JSON, CORS, ("content-language", lang)), explain.bad_request_body(d, path, lang))
     if d.status == 403:
         body = token_rejected(d.rejection or INVALID_TOKEN)
         if explained:

@@ -35,7 +35,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .decision import MODES
-from .settings import ConfigError, FileConfig, generate_key
+from .settings import ConfigError, FileConfig, generate_key, read_text
 
 CONFIG_FILE = "gui_config.json"  # modules/config.rs:8
 TOKEN_DB = "user_tokens.db"  # user_token_db.rs:59-63
@@ -168,13 +168,6 @@ def read_app_config(path: str | os.PathLike | None = None, environ=None,
     if path is None:
         path = find_app_config(environ, home)
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(str(path), "(file)", "does not exist",
-                          "start Antigravity Tools once (it creates the file), set ABV_DATA_DIR to its data "
-                          "directory, or give the file's path") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(str(path), "(file)", f"cannot be read ({e})",
-                          "check the file's permissions and encoding") from None
+    text = read_text(path, missing="start Antigravity Tools once (it creates the file), set ABV_DATA_DIR to its "
+                                   "data directory, or give the file's path")  # a regular file, size-capped
     return parse_app_config(text, str(path), str(path.parent))

@@ -106,10 +106,21 @@ class ConfigFile(GateAddon):
 
     async def _watch(self) -> None:
         # Requests check the file too; this catches edits while idle (a port
-        # change rebinds at once, a bad edit is reported at once).
+        # change rebinds at once, a bad edit is reported at once). The file is
+        # read in a worker thread (state.refresh). Nothing ends the watcher: a
+        # failure is said once, and again only after a pass that went well.
+        failing = False
         while True:
             await asyncio.sleep(RELOAD_INTERVAL)
-            self.state.reload_if_changed()
+            try:
+                await self.state.refresh()
+            except Exception as e:
+                if not failing:
+                    log.error(f"auth gate: checking {self.state.settings.config_path} failed "
+                              f"({type(e).__name__}: {str(e)[:200]}); still checking every {RELOAD_INTERVAL:g} s")
+                failing = True
+            else:
+                failing = False
 
 
 @contextlib.contextmanager

@@ -33,6 +33,13 @@ _BEARER = b"Bearer "
 # The http crate's HeaderValue::to_str() accepts only visible ASCII and tab;
 # anything else makes the original treat the header as absent.
 _NOT_VISIBLE_ASCII = re.compile(rb"[^\t\x20-\x7e]")
+# httparse (hyper's HTTP/1 parser, under the original) accepts in a header value
+# tab, space, visible ASCII and the bytes 0x80-0xFF; any other byte (CR, LF, NUL,
+# 0x01-0x08, 0x0A-0x1F, DEL) and an obs-fold line make it answer 400 before any
+# middleware runs. mitmproxy checks none of it: it joins a folded line into the
+# value as "\r\n " and passes every byte on.
+_VALUE_BYTES = bytes([9, *range(0x20, 0x7F), *range(0x80, 0x100)])
+_NAME_SHOWN = 64  # characters of a refused header's name that the explanation quotes
 
 
 class Policy(Protocol):
@@ -76,7 +83,7 @@ class Decision(NamedTuple):  # immutable, and cheap to build on every request
     allowed: bool
     # What answers an allowed request: "preflight", "health" (the proxy's own
     # GET/HEAD /healthz route), "method_not_allowed" (/healthz, other method)
-    # or "upstream". Denied requests get "denied".
+    # or "upstream". Denied requests get "denied", refused ones "bad_request".
     route: str
     # The status the gate answers with itself; None when forwarded.
     status: int | None
@@ -84,7 +91,8 @@ class Decision(NamedTuple):  # immutable, and cheap to build on every request
     effective_mode: str
     allow_lan_access: bool
     auth_required: bool
-    # reason code: preflight, auth_off, health_exempt, internal_exempt, key_ok, empty_api_key,
+    # reason code: header_control_byte, header_obs_fold (400, route "bad_request": the
+    # original's parser refuses the request; `headers` names the header), preflight, auth_off, health_exempt, internal_exempt, key_ok, empty_api_key,
     # missing, non_ascii, empty_value, bearer_no_space, bearer_lowercase,
     # bearer_extra_space, mismatch; v4 also: health_paths_exempt, empty_key_accepted,
     # token_ok, token_expired, token_ip_limit, token_curfew, token_store_error,
@@ -95,7 +103,8 @@ class Decision(NamedTuple):  # immutable, and cheap to build on every request
     # How the winner's value became the key: "bearer" (prefix stripped),
     # "whole" (Authorization without the exact "Bearer " prefix), "plain".
     key_form: str | None
-    # Each key header's fate: "absent", "non_ascii" (skipped), "won", "ignored".
+    # Each key header's fate: "absent", "non_ascii" (skipped), "won", "ignored"; for a
+    # bad_request, the refused header and the reason code instead.
     headers: tuple[tuple[str, str], ...]
     # An ignored header that holds the right key: the FAQ's priority pitfall.
     shadowed: str | None
@@ -223,6 +232,8 @@ def decide(view: RequestView, policy: Policy, tokens=None, now: float | None = N
     """The decision for one request. `tokens` (a tokens.TokenStore) and `now`
     (Unix seconds, for token expiry and curfew; the clock when None) are read
     by profile v4 only; without a store no user token exists."""
+    if b"".join([value for _, value in view.headers]).translate(None, _VALUE_BYTES):
+        return _malformed(view, policy)  # a byte httparse refuses: one translate() finds it
     profile = policy.profile
     if profile == "v4":
         return _v4.decide(view, policy, tokens, now)
@@ -242,6 +253,28 @@ def decide(view: RequestView, policy: Policy, tokens=None, now: float | None = N
         return _check_key(view, policy, route, mode, effective, lan)
     return Decision(True, route, _ROUTE_STATUS[route], mode, effective, lan, False, reason,
                     None, None, (), None, None)
+
+
+def malformed_header(headers) -> tuple[str, str] | None:
+    """(name, reason) of the first header value the original's parser refuses:
+    header_obs_fold (a continuation line) or header_control_byte; None when none."""
+    for name, value in headers:
+        if value.translate(None, _VALUE_BYTES):
+            shown = name[:_NAME_SHOWN].decode("latin-1").encode("unicode_escape").decode("ascii")
+            return shown, "header_obs_fold" if b"\r\n " in value or b"\r\n\t" in value else "header_control_byte"
+    return None
+
+
+def _malformed(view: RequestView, policy: Policy) -> Decision:
+    """The 400 the original gives before any middleware (httparse), whatever the mode or profile."""
+    mode, lan = policy.auth_mode, policy.allow_lan_access
+    name, reason = malformed_header(view.headers)
+    record = (False, "bad_request", 400, mode, effective_mode(mode, lan), lan, False, reason,
+              None, None, ((name, reason),), None, None)
+    if policy.profile == "v4":
+        surface = "proxy" if _v4.admin_path(view.path.partition("?")[0]) is None else "admin"
+        return V4Decision(*record, facts=V4Facts(surface=surface))
+    return Decision(*record)
 
 
 def _check_key(view: RequestView, policy: Policy, route: str, mode: str, effective: str, lan: bool) -> Decision:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from . import v4
+from .credentials import shown_target
 from .decision import Decision
 from .settings import fingerprint
 
@@ -139,7 +140,9 @@ def comment(d: Decision, lang: str = "en") -> str:
     if d.auth_required:
         parts.append(header_part(d, lang))
     label = cat.reasons[d.reason].label
-    if d.reason == "auth_off" and d.configured_mode == "auto":
+    if d.route == "bad_request":
+        label = _fill(label, d, lang)
+    elif d.reason == "auth_off" and d.configured_mode == "auto":
         label += " " + p["auto_off_label"]
     parts.append(label)
     if d.token == "unknown":
@@ -154,7 +157,8 @@ def comment(d: Decision, lang: str = "en") -> str:
 def _fill(text: str, d: Decision, lang: str) -> str:
     return text.format(winner=d.winner or _cat(lang).phrases["no_key_header"],
                        skipped=", ".join(d.skipped) or _cat(lang).phrases["some_header"],
-                       user=d.token_user or "?", ip=d.client_ip or v4.NO_CLIENT_IP)
+                       user=d.token_user or "?", ip=d.client_ip or v4.NO_CLIENT_IP,
+                       header=d.headers[0][0] if d.route == "bad_request" else "?")
 
 
 def notes(d: Decision, lang: str = "en") -> list[str]:
@@ -167,13 +171,16 @@ def _fix(d: Decision, lang: str) -> str:
     cat = _cat(lang)
     if d.shadowed:
         return cat.phrases["shadowed_fix"].format(winner=d.winner)
-    return cat.reasons[d.reason].fix
+    fix = cat.reasons[d.reason].fix
+    return _fill(fix, d, lang) if d.route == "bad_request" else fix
 
 
 def message(d: Decision, lang: str = "en") -> str:
     """The 401 body's message: what was read, why it failed, the fix."""
     cat = _cat(lang)
     p = cat.phrases
+    if d.route == "bad_request":  # refused before any auth, as the original's HTTP parser does
+        return " ".join([p["refused"], _fill(cat.reasons[d.reason].why, d, lang), p["fix"].format(fix=_fix(d, lang))])
     if d.surface == "admin":
         out = [p["denied_admin"]]
     elif d.configured_mode != d.effective_mode:
@@ -267,6 +274,14 @@ def denial_body(d: Decision, path: str, lang: str = "en") -> bytes:
                        openai={"type": "invalid_request_error", "param": None, "code": "invalid_api_key"})
 
 
+def bad_request_body(d: Decision, path: str, lang: str = "en") -> bytes:
+    """The 400 for a request the original's parser refuses (a header value with a
+    control byte, an obs-fold line): which header and why, never its value."""
+    return _error_body(dialect(None, path), message(d, lang), detail(d, lang), status=400,
+                       anthropic_type="invalid_request_error", google_status="INVALID_ARGUMENT",
+                       openai={"type": "invalid_request_error", "param": None, "code": d.reason})
+
+
 def store_error_body(d: Decision, path: str, lang: str = "en") -> bytes:
     """v4's 500 (the user-token store failed), explained: the original's body is empty."""
     return _error_body(dialect(d.winner, path), message(d, lang), detail(d, lang), status=500,
@@ -339,7 +354,7 @@ def trace(d: Decision, method: str, path: str, lang: str = "en") -> str:
     """The full decision, step by step, for auth.explain and the CLI."""
     cat = _cat(lang)
     p = cat.phrases
-    lines = [f"{method} {path}", p["trace_mode"].format(mode=d.effective_mode, why=mode_why(d.configured_mode, d.allow_lan_access, lang))]
+    lines = [f"{method} {shown_target(path)}", p["trace_mode"].format(mode=d.effective_mode, why=mode_why(d.configured_mode, d.allow_lan_access, lang))]
     if d.surface == "admin":
         lines.append(p["trace_admin"].format(inner=v4.admin_path(path.partition("?")[0])))
     reason = cat.reasons[d.reason]

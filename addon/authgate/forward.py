@@ -1,6 +1,7 @@
 """Forwarding what the gate passes: to upstream.url (its path prefix, its own
-credentials), without the client's key headers, and no longer than
-upstream.timeout for the response headers.
+credentials), without the client's credentials (the key headers,
+Proxy-Authorization, X-Forwarded-Authorization, a `key=` query parameter: see
+credentials.py), and no longer than upstream.timeout for the response headers.
 
 The client's proxy key never reaches the upstream. What the client sent is put
 back on the flow when the response (or an error) arrives, so mitmweb shows it
@@ -14,10 +15,8 @@ import asyncio
 from mitmproxy import http
 
 from . import mitmproxy_compat, responses
-from .decision import KEY_HEADERS
+from .credentials import STRIPPED_NAMES, strip_query_key
 from .state import GateAddon, GateState
-
-_KEY_HEADER_NAMES = frozenset(name.lower().encode() for name in KEY_HEADERS)
 
 
 class Forward(GateAddon):
@@ -64,14 +63,18 @@ class Forward(GateAddon):
         fields = req.headers.fields
         moved = (req.scheme, req.host, req.port) != (up.scheme, up.host, up.port)
         self._stash[flow.id] = (fields, req.data.path, moved)
+        target = req.data.path
         if strip:
-            kept = tuple([f for f in fields if f[0].lower() not in _KEY_HEADER_NAMES])
+            kept = tuple([f for f in fields if f[0].lower() not in STRIPPED_NAMES])
             if len(kept) != len(fields):
                 req.headers.fields = kept
+            target = strip_query_key(target)
         if moved:  # in reverse mode it already points there, unless upstream.url changed live
             req.scheme, req.host, req.port = up.scheme, up.host, up.port
         if up.prefix:
-            req.path = up.prefix + req.path
+            target = up.prefix.encode("utf-8", "surrogateescape") + target
+        if target is not req.data.path:
+            req.data.path = target
         for name, value in up.headers:  # the upstream's own credentials
             req.headers[name] = value
         meta["upstream"] = (up.url, up.timeout)

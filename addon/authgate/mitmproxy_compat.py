@@ -22,9 +22,27 @@ reach into mitmproxy themselves. If a release moves one of them, the gate warns
   flow.response). ``Http1Server.send`` is wrapped: when an upstream error is
   about to go to a client for which the gate left an answer, that answer goes
   out instead of the HTML page; anything else goes to mitmproxy's own code
-  unchanged. ``cut`` closes a flow's upstream connection through the
+  unchanged (also after a ``100 Continue``, which mitmproxy counts as an answer
+  sent). ``cut`` closes a flow's upstream connection through the
   proxyserver addon's connection handler, as mitmproxy does itself, so a
   stalled upstream ends in the error hook like a reset one.
+* Answering at the request headers (``answer_now``). mitmproxy sends a
+  response set in ``requestheaders`` only once the whole body is read (and a
+  ``100 Continue`` before it). ``answer_now`` writes the answer to the client's
+  socket itself, closes it and kills the flow, so mitmproxy reads no body and
+  sends nothing of its own.
+* The client's connection (``close_client``, ``close_leaked``): closed as
+  mitmproxy's own inactivity timeout does (cancelling its handler task), for
+  the gate's deadline on request heads; and a socket mitmproxy 11.1+ leaves
+  open on Python 3.12+ when it closed a client that was still sending (it would
+  wait for a garbage-collector pass) is closed in ``client_disconnected``.
+* HTTP/1 guards (``install``, ``configure_guards``). ``Http1Connection.read_body``
+  raises NotImplementedError on chunked trailers ("mitmproxy has crashed!", the
+  client left hanging): wrapped, a client gets a 400, an upstream's trailers a
+  502; and a chunked request body over the gate's body limit gets a 413 as it
+  arrives. ``Http1Server.read_headers`` buffers a request head without end: over
+  hyper's limit, a 431. ``Http1Connection.wait`` buffers what a client sends
+  while its request is in flight: over 1 MiB the connection closes.
 * mitmweb (``web_app``, ``web_has_password``, ``stylesheet``): the tornado
   application, the token or password that 11.1.2+ asks for, and the stylesheet
   that holds the flow list's column widths (``static/app.css`` up to 11.1,
@@ -46,25 +64,35 @@ import asyncio
 import logging
 from pathlib import Path
 
+from typing import Callable
+
 from mitmproxy import contentviews, ctx, http, optmanager
 from mitmproxy.connection import ConnectionState, Server
 from mitmproxy.flow import Error
 from mitmproxy.net.http import http1, status_codes
-from mitmproxy.proxy import commands
+from mitmproxy.proxy import commands, events
 
 try:
     from mitmproxy.proxy.layers.http import _http1
-    from mitmproxy.proxy.layers.http._events import ResponseProtocolError
+    from mitmproxy.proxy.layers.http._base import ReceiveHttp
+    from mitmproxy.proxy.layers.http._events import RequestData, RequestProtocolError, ResponseProtocolError
 except ImportError:  # pragma: no cover - a mitmproxy without these internals
-    _http1 = ResponseProtocolError = None
+    _http1 = ReceiveHttp = RequestData = RequestProtocolError = ResponseProtocolError = None
 
 log = logging.getLogger("authgate")
 
 _SETUP = "Proxyserver.setup_servers"
 _STYLESHEETS = ("app.css", "index-*.css")  # 11.x, 12.x
 
+HEAD_LIMIT = 8192 + 4096 * 100  # bytes of a request head: hyper's default buffer (the original's parser), then 431
+PIPELINED_LIMIT = 1024 * 1024  # bytes a client may send ahead while its request is in flight
+REFUSED = "refused by the auth gate: "  # + the kind: the error a guard's refusal leaves on the flow
+
 _answers: dict[str, http.Response] = {}  # client connection id -> the answer to send instead
-_original_send = None
+_originals: dict[tuple[str, str], Callable] = {}  # (class in _http1, method) -> mitmproxy's own
+# What the HTTP/1 guards use (configure_guards): the request body limit (None: none) and
+# refuse(kind) -> the response for "trailers", "body_too_large" or "head_too_large".
+_guards: dict = {"body_limit": None, "refuse": None}
 
 
 # ------------------------------------------------------------ listener start-up
@@ -108,29 +136,17 @@ async def start_listeners() -> bool:
 
 # ------------------------------------------------------------ upstream failures
 
-def install() -> bool:
-    """Wrap Http1Server.send once; False when this mitmproxy has no such thing."""
-    global _original_send
-    if _original_send is not None:
-        return True
-    server = getattr(_http1, "Http1Server", None)
-    if server is None or ResponseProtocolError is None:
-        log.warning("auth gate: this mitmproxy has no Http1Server; upstream failures get mitmproxy's HTML page")
-        return False
-    _original_send = server.send
-
-    def send(self, event):
-        if (isinstance(event, ResponseProtocolError) and not self.response
-                and error_page_status(event.code) is not None
-                and self.conn.state & ConnectionState.CAN_WRITE
-                and (answer := _answers.pop(self.conn.id, None)) is not None):
-            yield commands.SendData(self.conn, http1.assemble_response(answer))
-            yield commands.CloseConnection(self.conn)
-            return
-        yield from _original_send(self, event)
-
-    server.send = send
-    return True
+def _send(self, event):
+    """Http1Server.send: the gate's answer instead of mitmproxy's error page."""
+    if (isinstance(event, ResponseProtocolError)
+            and (not self.response or self.response.status_code == 100)  # a 100 Continue is no answer yet
+            and error_page_status(event.code) is not None
+            and self.conn.state & ConnectionState.CAN_WRITE
+            and (answer := _answers.pop(self.conn.id, None)) is not None):
+        yield commands.SendData(self.conn, http1.assemble_response(answer))
+        yield commands.CloseConnection(self.conn)
+        return
+    yield from _originals["Http1Server", "send"](self, event)
 
 
 def error_page_status(code) -> int | None:
@@ -142,11 +158,29 @@ def error_page_status(code) -> int | None:
     return None if code == status_codes.NO_RESPONSE else code
 
 
+def install() -> bool:
+    """Put the wrappers in place (once): Http1Server.send and the HTTP/1 guards. False,
+    with a warning naming what is missing, when this mitmproxy lacks one; the gate
+    then goes without it (mitmproxy's HTML pages, its crash on trailers, no caps)."""
+    ok = True
+    for owner_name, name, wrapper in _WRAPPERS:
+        if (owner_name, name) in _originals:
+            continue
+        owner = getattr(_http1, owner_name, None)
+        original = vars(owner).get(name) if owner is not None and ReceiveHttp is not None else None
+        if not callable(original):
+            log.warning(f"auth gate: this mitmproxy has no {owner_name}.{name}: {_WITHOUT[name]}")
+            ok = False
+            continue
+        _originals[owner_name, name] = original
+        setattr(owner, name, wrapper)
+    return ok
+
+
 def uninstall() -> None:
-    global _original_send
-    if _original_send is not None:
-        _http1.Http1Server.send = _original_send
-        _original_send = None
+    for (owner_name, name), original in _originals.items():
+        setattr(getattr(_http1, owner_name), name, original)
+    _originals.clear()
     _answers.clear()
 
 
@@ -158,7 +192,7 @@ def answer_instead(flow: http.HTTPFlow, answer: http.Response) -> bool:
     flow was killed, it is a replay (mitmproxy is its client), the client
     speaks HTTP/2 (left to mitmproxy), or there is no wrapper.
     """
-    if (_original_send is None or flow.is_replay == "request"
+    if (("Http1Server", "send") not in _originals or flow.is_replay == "request"
             or not flow.request.http_version.startswith("HTTP/1")
             or not flow.client_conn.state & ConnectionState.CAN_WRITE
             or (flow.error and flow.error.msg == Error.KILLED_MESSAGE)):
@@ -187,6 +221,129 @@ def cut(flow: http.HTTPFlow) -> bool:
             return False
     handler.close_connection(conn)
     return True
+
+
+# ------------------------------------------------------------ the client's connection
+
+def _client_io(client):
+    """mitmproxy's ConnectionIO (handler task, reader, writer) of a client; None when gone."""
+    handler = getattr(_proxyserver(), "connections", {}).get(client.id)
+    return getattr(handler, "transports", {}).get(client)
+
+
+def _writer(client) -> asyncio.StreamWriter | None:
+    writer = getattr(_client_io(client), "writer", None)
+    return writer if isinstance(writer, asyncio.StreamWriter) and not writer.is_closing() else None
+
+
+def answer_now(flow: http.HTTPFlow, response: http.Response) -> bool:
+    """From requestheaders: write `response` at once and close the connection, the
+    request body never read; the flow is killed, so mitmproxy sends nothing of its
+    own (nor a 100 Continue). False, and nothing done, without a plain HTTP/1
+    connection to write on: then flow.response it is (sent after the body)."""
+    writer = _writer(flow.client_conn)
+    if (writer is None or flow.client_conn.tls or not flow.killable
+            or not flow.client_conn.state & ConnectionState.CAN_WRITE  # (closed by a guard's answer)
+            or not flow.request.http_version.startswith("HTTP/1")):
+        return False
+    response.headers["connection"] = "close"
+    writer.write(http1.assemble_response(response))
+    writer.close()  # what is written goes out first
+    flow.response = response
+    flow.kill()
+    return True
+
+
+def close_client(client) -> bool | None:
+    """Close a client's connection as mitmproxy's inactivity timeout does (its
+    handler task is cancelled). None, and nothing done, while a response is still
+    being written to it (a slow reader); False when it is gone already."""
+    io = _client_io(client)
+    handler = getattr(io, "handler", None)
+    if handler is None or handler.done():
+        return False
+    writer = io.writer
+    if isinstance(writer, asyncio.StreamWriter) and writer.transport.get_write_buffer_size():
+        return None
+    handler.cancel("request head deadline")
+    return True
+
+
+def close_leaked(client) -> None:
+    """From client_disconnected: close the client's socket if mitmproxy left it open."""
+    if (writer := _writer(client)) is not None:
+        writer.close()
+
+
+# ------------------------------------------------------------ HTTP/1 guards
+
+def configure_guards(body_limit: int | None, refuse: Callable[[str], http.Response]) -> None:
+    _guards.update(body_limit=body_limit, refuse=refuse)
+
+
+def _refuse(self, kind: str, flow_error: bool):
+    """Answer the client on this Http1Server connection and close it; with
+    flow_error, the flow under way ends in the error hook, naming `kind`."""
+    if self.conn.state & ConnectionState.CAN_WRITE and _guards["refuse"] is not None:
+        yield commands.SendData(self.conn, http1.assemble_response(_guards["refuse"](kind)))
+    yield commands.CloseConnection(self.conn)
+    if flow_error:
+        yield ReceiveHttp(RequestProtocolError(self.stream_id, REFUSED + kind,
+                                               code=RequestProtocolError.code))
+    self.state = self.done
+
+
+def _read_body(self, event):
+    """Http1Connection.read_body: trailers answered (never a crash); a chunked request body counted."""
+    server = isinstance(self, _http1.Http1Server)
+    limit = _guards["body_limit"] if server else None
+    try:
+        if limit is None or "chunked" not in self.request.headers.get("transfer-encoding", "").lower():
+            yield from _originals["Http1Connection", "read_body"](self, event)
+            return
+        seen = self.__dict__.get("_authgate_body")
+        total = seen[1] if seen and seen[0] is self.request else 0
+        for command in _originals["Http1Connection", "read_body"](self, event):
+            if isinstance(command, ReceiveHttp) and isinstance(command.event, RequestData):
+                total += len(command.event.data)
+                if total > limit:
+                    yield from _refuse(self, "body_too_large", flow_error=True)
+                    return
+            yield command
+        self._authgate_body = (self.request, total)
+    except NotImplementedError:  # trailers: mitmproxy can neither read nor pass them on
+        if server:
+            yield from _refuse(self, "trailers", flow_error=True)
+        else:  # from the upstream: its client gets a 502 (the gate's, see Replies)
+            yield commands.CloseConnection(self.conn)
+            yield ReceiveHttp(self.ReceiveProtocolError(self.stream_id, "HTTP trailers in the upstream's response",
+                                                        code=self.ReceiveProtocolError.code))
+            self.state = self.done
+
+
+def _read_headers(self, event):
+    """Http1Server.read_headers: a request head that grows past HEAD_LIMIT gets 431."""
+    yield from _originals["Http1Server", "read_headers"](self, event)
+    if self.state == self.read_headers and len(self.buf) > HEAD_LIMIT:
+        yield from _refuse(self, "head_too_large", flow_error=False)
+
+
+def _wait(self, event):
+    """Http1Connection.wait: a client sending more than PIPELINED_LIMIT ahead is closed."""
+    if (isinstance(event, events.DataReceived) and len(self.buf) > PIPELINED_LIMIT
+            and isinstance(self, _http1.Http1Server)):
+        yield commands.CloseConnection(self.conn)  # a response may be on its way: no second answer
+        self.state = self.done
+        return
+    yield from _originals["Http1Connection", "wait"](self, event)
+
+
+_WRAPPERS = (("Http1Server", "send", _send), ("Http1Connection", "read_body", _read_body),
+             ("Http1Server", "read_headers", _read_headers), ("Http1Connection", "wait", _wait))
+_WITHOUT = {"send": "upstream failures get mitmproxy's HTML page",
+            "read_body": "chunked trailers crash mitmproxy's HTTP/1 layer, chunked bodies have no limit",
+            "read_headers": "a request head is buffered without a limit",
+            "wait": "what a client sends ahead is buffered without a limit"}
 
 
 # ------------------------------------------------------------ mitmweb

@@ -1,7 +1,8 @@
 """The gate's own answers, as mitmproxy responses, and the flow text the addons
 share (markers, the loggable path). What the original answers, as plain data,
 comes from answers.py and the words from explain.py; here they only become
-mitmproxy responses.
+mitmproxy responses, and `answer` puts one on the flow (or, at the request
+headers, on the wire at once).
 """
 
 from __future__ import annotations
@@ -11,13 +12,17 @@ import logging
 
 from mitmproxy import http
 
-from . import answers, explain
+from . import answers, explain, mitmproxy_compat
+from .credentials import shown_target
 from .decision import Decision
 
 DENIED_MARKER = ":no_entry:"
 GATE_MARKER = ":shield:"  # answered by the gate itself without denying: /healthz, the preflight, 405
 SURPRISE_MARKER = ":warning:"  # shadow mode: the real proxy did not answer as predicted
 CORS = {"access-control-allow-origin": "*"}
+ANSWERED_EARLY = "auth_answered_early"  # flow.metadata: answered at the headers, the connection closed
+EARLY_MESSAGE = ("answered by the auth gate at the request headers; the connection was closed without "
+                 "reading the request body")
 
 log = logging.getLogger("authgate")
 
@@ -46,17 +51,10 @@ def local_answer(route: str, req: http.Request, profile: str, version: str) -> h
 
 
 def denial(d: Decision, req: http.Request, lang: str, explained: bool) -> http.Response:
-    """401, v4's 403 token_rejected and 500 (answers.denial), explained in the client's
+    """400, 401, v4's 403 token_rejected and 500 (answers.denial), explained in the client's
     language unless explanations are off (the original's bare answers)."""
     lang = explain.pick_language(req.headers.get("accept-language"), lang)
     return from_answer(answers.denial(d, req.path, lang, explained))
-
-
-def absolute_form_refused(req: http.Request, upstream_url: str) -> http.Response:
-    return json_response(400, {"error": {
-        "message": f"Absolute-form request to {req.authority} refused: send origin-form "
-                   f"requests (GET /path) to this proxy; they go to {upstream_url}.",
-        "type": "invalid_request_error", "code": "not_a_forward_proxy"}})
 
 
 def gate_error() -> http.Response:
@@ -87,23 +85,74 @@ def upstream_failure(meta: dict, path: str, error: str, connected: bool) -> tupl
 
 
 def loggable(req: http.Request, limit: int = 200) -> str:
-    """The request path for a log line: ASCII only (any byte escaped), and capped."""
-    path = req.data.path.decode("ascii", "backslashreplace")
+    """The request path for a log line: ASCII only (any byte escaped), a `key=`
+    value as its fingerprint (credentials.shown_target), and capped."""
+    path = shown_target(req.data.path.decode("ascii", "backslashreplace"))
     return path if len(path) <= limit else f"{path[:limit]}… ({len(path)} chars)"
 
 
-def answer(flow: http.HTTPFlow, response: http.Response) -> None:
-    """The gate answers the request itself; nothing goes upstream."""
+def content_length(req: http.Request) -> int:
+    """The request's Content-Length; 0 without one (mitmproxy refuses an invalid one itself)."""
+    try:
+        return int(req.headers.get("content-length", "0"))
+    except ValueError:
+        return 0
+
+
+def body_coming(req: http.Request) -> bool:
+    """At the request headers: whether a body is still to be read."""
+    if req.data.content is not None:  # read already (the request hook, a replay)
+        return False
+    return "transfer-encoding" in req.headers or content_length(req) > 0
+
+
+def refusal(kind: str, body_limit: int) -> http.Response:
+    """What a request may not hold: a body over the limit (413), trailers (400), a
+    head larger than the original's parser takes (431). The connection closes."""
+    status, code, message = {
+        "body_too_large": (413, "request_too_large",
+                           f"The request body is larger than {_size(body_limit)}, the gate's limit "
+                           f"(auth_max_body_size, as the original's ABV_MAX_BODY_SIZE)."),
+        "trailers": (400, "trailers_not_supported",
+                     "The request carries HTTP trailers (header fields after a chunked body), which the gate "
+                     "cannot pass on. Send it without trailers."),
+        "head_too_large": (431, "request_header_fields_too_large",
+                           "The request head is larger than the original's HTTP parser takes (408 KiB)."),
+    }[kind]
+    return json_response(status, {"error": {"message": message, "type": "invalid_request_error", "code": code}},
+                         connection="close")
+
+
+def _size(n: int) -> str:
+    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= size and n % (size // 1024) == 0:
+            return f"{n / size:g} {unit}"
+    return f"{n} bytes"
+
+
+def answer(flow: http.HTTPFlow, response: http.Response, early: bool = False) -> None:
+    """The gate answers the request itself; nothing goes upstream.
+
+    `early`, from requestheaders: a request whose body is still to come gets the
+    answer at once and its connection closes, the body never read (as the
+    original's middleware answers before the body; mitmproxy_compat.answer_now),
+    and an `Expect: 100-continue` gets this answer, never a 100. A request
+    without a body keeps its connection."""
     if flow.request.method == "HEAD":
         response.content = b""  # a body on HEAD would break the client's next response
+    if early:
+        flow.request.headers.pop("expect", None)  # mitmproxy would send 100 Continue after the hook
+        if body_coming(flow.request) and mitmproxy_compat.answer_now(flow, response):
+            flow.metadata[ANSWERED_EARLY] = True  # killed by answer_now: the error hook says so (Gatekeeper)
+            return
     flow.response = response
 
 
-def answer_here(flow: http.HTTPFlow, response: http.Response) -> None:
-    """The gate's own answer, and the request shown where it was answered: the
-    gate's address (the one the client called), not upstream.url, where
-    mitmproxy's reverse mode pointed it and where it never went."""
-    answer(flow, response)
+def answer_here(flow: http.HTTPFlow, response: http.Response, early: bool = False) -> None:
+    """The gate's own answer (`early`: see answer), and the request shown where it
+    was answered: the gate's address (the one the client called), not upstream.url,
+    where mitmproxy's reverse mode pointed it and where it never went."""
+    answer(flow, response, early)
     if sock := flow.client_conn.sockname:
         # Straight into the request's data, the Host header once: the setters of
         # scheme, host and port each rewrite Host (about 9 µs, on every denial).
@@ -113,7 +162,7 @@ def answer_here(flow: http.HTTPFlow, response: http.Response) -> None:
         req.headers["host"] = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def fail_closed(flow: http.HTTPFlow) -> None:
+def fail_closed(flow: http.HTTPFlow, early: bool = False) -> None:
     """An auth layer fails closed: whatever went wrong, nothing is forwarded."""
     log.exception(f"auth gate error on {flow.request.method} {loggable(flow.request)}; denying")
-    answer(flow, gate_error())
+    answer(flow, gate_error(), early)

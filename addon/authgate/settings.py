@@ -17,7 +17,9 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import reprlib
 import secrets
+import stat
 import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -33,6 +35,10 @@ DEFAULT_PORT = 8045
 DEFAULT_UPSTREAM = "http://127.0.0.1:8046"
 DEFAULT_UPSTREAM_TIMEOUT = 300.0  # seconds for the upstream's response headers, then a JSON 504
 IDLE_LIMIT = 600  # mitmproxy drops a connection idle this long (its TCP_TIMEOUT): a timeout must be below
+# config.yaml is read only when it is a regular file of at most this size: a FIFO, a
+# device (a symlink to /dev/zero) or a huge file would hang or exhaust the gate.
+MAX_CONFIG_BYTES = 256 * 1024
+PROBLEM_LIMIT = 300  # characters of a problem an error message quotes
 
 _PROXY_FIELDS = ("port", "allow_lan_access", "auth_mode", "api_key", "profile", "auth_enforce",
                  "admin_password", "version")
@@ -52,6 +58,8 @@ _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 class ConfigError(ValueError):
     def __init__(self, source: str, field_name: str, problem: str, fix: str):
+        if len(problem) > PROBLEM_LIMIT:  # whatever a file holds, one error stays one short line
+            problem = f"{problem[:PROBLEM_LIMIT]}… ({len(problem)} characters)"
         self.source = source
         self.field = field_name
         self.problem = problem
@@ -163,11 +171,17 @@ def fingerprint(key: str | bytes | None) -> str:
 
 # ---------------------------------------------------------------- validation
 
+_QUOTE = reprlib.Repr()  # repr() that never walks or builds more than a few dozen characters
+_QUOTE.maxlevel, _QUOTE.maxstring, _QUOTE.maxother = 2, 80, 40
+_QUOTE.maxlist = _QUOTE.maxdict = _QUOTE.maxtuple = _QUOTE.maxset = 4
+
+
 def _shown(value) -> str:
-    """A wrong value, quoted in an error: long or key-like strings only as a fingerprint."""
+    """A wrong value, quoted in an error: long or key-like strings only as a fingerprint,
+    anything else cut short (a list of a million items costs what four do)."""
     if isinstance(value, str) and (value.startswith("sk-") or len(value) > 24):
         return fingerprint(value)
-    return repr(value)
+    return _QUOTE.repr(value)
 
 
 def check_port(value, source: str, name: str) -> int:
@@ -387,16 +401,16 @@ def check_timeout(value, source: str, name: str) -> float:
 def parse_upstream(value, source: str, name: str) -> Upstream:
     fix = "write a URL such as http://127.0.0.1:8046 (http or https, host, optional port and path)"
     if not isinstance(value, str) or not value:
-        raise ConfigError(source, name, f"{value!r} is not a URL", fix)
+        raise ConfigError(source, name, f"{_QUOTE.repr(value)} is not a URL", fix)
     try:
         parts = urlsplit(value)
         port = parts.port
     except ValueError as e:
-        raise ConfigError(source, name, f"{value!r} is not a valid URL ({e})", fix) from None
+        raise ConfigError(source, name, f"{_QUOTE.repr(value)} is not a valid URL ({e})", fix) from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(source, name, f"{value!r} needs an http:// or https:// scheme and a host", fix)
+        raise ConfigError(source, name, f"{_QUOTE.repr(value)} needs an http:// or https:// scheme and a host", fix)
     if parts.query or parts.fragment:
-        raise ConfigError(source, name, f"{value!r} has a query or fragment", fix)
+        raise ConfigError(source, name, f"{_QUOTE.repr(value)} has a query or fragment", fix)
     if port is None:
         port = 443 if parts.scheme == "https" else 80
     return Upstream(parts.scheme, parts.hostname, port, parts.path.rstrip("/"))
@@ -416,10 +430,35 @@ def _section(data: dict, section: str, allowed: tuple[str, ...], source: str) ->
     return value
 
 
+class _AliasRefused(yaml.YAMLError):
+    def __init__(self, mark) -> None:
+        super().__init__("anchor or alias")
+        self.mark = mark
+
+
+class _PlainLoader(yaml.SafeLoader):
+    """safe_load without anchors (&) and aliases (*): config.yaml needs neither, and
+    a few hundred bytes of nested aliases (an alias bomb) stand for gigabytes of
+    data that whoever walks them (a repr() in an error message) builds."""
+
+    def compose_node(self, parent, index):
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+            raise _AliasRefused(event.start_mark)
+        return super().compose_node(parent, index)
+
+
 def parse_config(text: str, source: str, environ=os.environ) -> FileConfig:
     """Validate config.yaml's text; raises ConfigError. `environ`: for ${VAR} and headless."""
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_PlainLoader)  # noqa: S506 (a SafeLoader)
+    except _AliasRefused as e:
+        raise ConfigError(source, "(YAML)", f"an anchor (&) or alias (*) at line {e.mark.line + 1}, "
+                          f"column {e.mark.column + 1}: config.yaml takes plain values only",
+                          "write each value out in full") from None
+    except (RecursionError, ValueError) as e:  # nested thousands deep; an integer of thousands of digits
+        raise ConfigError(source, "(YAML)", f"cannot be read ({type(e).__name__}: {str(e)[:80]})",
+                          "write plain values, a few levels deep, as the repository's config.yaml does") from None
     except yaml.YAMLError as e:
         where = getattr(e, "problem_mark", None)
         at = f" at line {where.line + 1}, column {where.column + 1}" if where else ""
@@ -503,14 +542,44 @@ def parse_headers(value, source: str, environ=os.environ) -> tuple[tuple[str, st
 
 
 def read_config(path: str | os.PathLike, environ=os.environ) -> FileConfig:
+    return parse_config(read_text(path), str(path), environ)
+
+
+_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
+          (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+
+
+def read_text(path: str | os.PathLike, limit: int = MAX_CONFIG_BYTES,
+              missing: str = "create it (copy the repository's config.yaml) or point --set auth_config=PATH at one") -> str:
+    """A settings file's text (UTF-8), read only when it is a regular file (a
+    symlink to one is fine) of at most `limit` bytes; ConfigError otherwise. It
+    never waits: a FIFO or a device is refused before it is opened, and opened
+    without blocking in case it was swapped in between."""
+    source = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        kind = os.stat(path).st_mode
+        if stat.S_ISREG(kind):
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+            with open(fd, "rb") as f:
+                kind, size = os.fstat(fd).st_mode, os.fstat(fd).st_size
+                data = f.read(limit + 1) if stat.S_ISREG(kind) and size <= limit else b""
     except FileNotFoundError:
-        raise ConfigError(str(path), "(file)", "does not exist",
-                          "create it (copy the repository's config.yaml) or point --set auth_config=PATH at one") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(str(path), "(file)", f"cannot be read ({e})", "check the file's permissions and encoding") from None
-    return parse_config(text, str(path), environ)
+        raise ConfigError(source, "(file)", "does not exist", missing) from None
+    except OSError as e:
+        raise ConfigError(source, "(file)", f"cannot be read ({e.strerror or e})",
+                          "check the file's permissions") from None
+    if not stat.S_ISREG(kind):
+        what = next((name for test, name in _KINDS if test(kind)), "not a regular file")
+        raise ConfigError(source, "(file)", f"is {what}, which the gate never reads (it could block or never end)",
+                          "point it at a plain file")
+    if size > limit or len(data) > limit:
+        raise ConfigError(source, "(file)", f"is larger than {limit // 1024} KiB",
+                          "a settings file is a few lines: restore it from the repository's config.yaml")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(source, "(file)", f"is not UTF-8 text ({e.reason} at byte {e.start})",
+                          "save it as UTF-8") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -587,7 +656,7 @@ def set_key_in_text(text: str, key: str) -> str:
 def write_key(path: str | os.PathLike, key: str) -> None:
     """Save the key into config.yaml atomically; refuses to write a broken file."""
     path = Path(path)
-    text = path.read_text(encoding="utf-8")
+    text = read_text(path)
     new = set_key_in_text(text, key)
     if parse_config(new, str(path)).api_key != key:  # never write what would not load back
         raise ConfigError(str(path), "proxy.api_key", "could not be written back safely",

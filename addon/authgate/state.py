@@ -9,9 +9,15 @@ request under the snapshot and its token store, and `record()` the IP binding
 a decision names once its response is out. A new snapshot replaces the old
 only when it is valid; whoever must follow it (the listener) subscribes with
 `on_change`. No mitmproxy import.
+
+On the event loop, `stale()` and `await refresh()` re-read the files in a
+worker thread: they are read and parsed off the loop, so a slow or huge file
+never stops the gate from answering others (settings.read_text refuses what is
+not a small regular file anyway).
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from collections import OrderedDict
@@ -33,6 +39,7 @@ class GateState:
         self.explain = True  # explained 401 bodies and the x-auth-gate header (auth_explain)
         self.lang = "en"  # comments, logs and commands (auth_lang)
         self.inert = False  # a start-up error: every addon stays inert while mitmproxy exits
+        self.max_body: int | None = None  # bytes a forwarded request body may hold (auth_max_body_size, Limits)
         self.passed = 0
         self.denied = 0
         self.store = None  # the user-token store in force (profile v4; None: no user tokens)
@@ -47,6 +54,9 @@ class GateState:
         # flow id -> its Decision, for the flow view (flow.metadata holds only plain data)
         self._decisions: OrderedDict[str, Decision] = OrderedDict()
         self.announcing = False  # the gate itself is showing option values (see editor.py)
+        self._inflight: asyncio.Task | None = None  # refresh(): the read under way in a worker thread
+        self._inflight_since = 0.0
+        self._said_slow = False
 
     def on_change(self, callback: Callable[[Settings], None]) -> None:
         """Call `callback` with every snapshot put in force (also when equal to the last)."""
@@ -116,34 +126,91 @@ class GateState:
         `over`: new overrides to put in force with it."""
         if over is not None:
             self._overrides = over
-        source = self._source
-        app = self.settings.app_config if self.settings else source.app
-        stamp, previous = sources.stamp(source, app), self._stamp
-        if stamp == previous:
-            return
-        self._stamp = stamp
-        keeping = f"keeping the last good config ({describe(self.settings)})"
-        if missing := sources.gone(source, app):
-            self._broken = True
-            log.error(f"{missing}: the file is gone; {keeping}")
-            return
+        changed = self._changed()
+        if changed is not None:
+            self._apply(changed, self._fetch(), why)
+
+    def stale(self) -> bool:
+        """Whether a file changed since it was last read (or is being read): a stat or three."""
+        return self._inflight is not None or sources.stamp(self._source, self._app()) != self._stamp
+
+    async def refresh(self) -> None:
+        """reload_if_changed(), with the files read and parsed in a worker thread so that
+        the event loop serves everyone else meanwhile. Callers while a read is under way
+        wait for that one, none longer than READ_WAIT after it began: then they go on
+        with the last good snapshot, and the read applies when it ends."""
+        loop = asyncio.get_running_loop()
+        if self._inflight is None:
+            changed = self._changed()
+            if changed is None:
+                return
+            self._inflight_since, self._said_slow = loop.time(), False
+            self._inflight = loop.create_task(self._refresh(changed))
+        left = self._inflight_since + READ_WAIT - loop.time()
+        if left > 0:
+            try:
+                await asyncio.wait_for(asyncio.shield(self._inflight), left)
+            except asyncio.TimeoutError:
+                if not self._said_slow:  # once per read
+                    self._said_slow = True
+                    log.warning(f"{self._source.config}: still being read after {READ_WAIT:g} s; the last good "
+                                f"config stays in force meanwhile ({describe(self.settings)})")
+
+    async def _refresh(self, changed: tuple) -> None:
         try:
-            snap = sources.read(source, self._overrides)
-        except ConfigError as e:
+            self._apply(changed, await asyncio.to_thread(self._fetch))
+        finally:
+            self._inflight = None
+
+    def _app(self) -> str | None:
+        return self.settings.app_config if self.settings else self._source.app
+
+    def _changed(self) -> tuple | None:
+        """(app file, stamp, previous stamp) when a file changed, taken as read (a bad
+        file is reported once); None when none did."""
+        app = self._app()
+        stamp, previous = sources.stamp(self._source, app), self._stamp
+        if stamp == previous:
+            return None
+        self._stamp = stamp
+        return app, stamp, previous
+
+    def _fetch(self):
+        """Read the files (any thread): the snapshot, or what went wrong: the path of a
+        file that is gone, or the exception (never raised: a file must not end a hook)."""
+        source = self._source
+        if missing := sources.gone(source, self._app()):
+            return missing
+        try:
+            return sources.read(source, self._overrides)
+        except Exception as e:  # ConfigError, OSError, and whatever else a file can cause
+            return e
+
+    def _apply(self, changed: tuple, fetched, why: str | None = None) -> None:
+        """On the event loop: put a fetched snapshot in force, or say once why not; the
+        next good one after a refused one says it is valid again."""
+        app, stamp, previous = changed
+        source = self._source
+        keeping = f"keeping the last good config ({describe(self.settings)})"
+        if isinstance(fetched, (str, Exception)):
             self._broken = True
-            log.error(f"{e} — {keeping}")
-            return
-        except OSError as e:
-            self._broken = True
-            log.error(f"{source.config}: cannot be read ({e}); {keeping}")
+            if isinstance(fetched, str):
+                log.error(f"{fetched}: the file is gone; {keeping}")
+            elif isinstance(fetched, ConfigError):
+                log.error(f"{fetched} — {keeping}")
+            elif isinstance(fetched, OSError):
+                log.error(f"{source.config}: cannot be read ({fetched}); {keeping}")
+            else:
+                log.error(f"{source.config}: cannot be read ({type(fetched).__name__}: {str(fetched)[:200]}); "
+                          f"{keeping}")
             return
         names = (source.config, app, "user_tokens.db")
-        changed = ", ".join(os.path.basename(p) for p, before, after in zip(names, previous or (), stamp)
-                            if p and before != after) or os.path.basename(source.config)
+        changed_names = ", ".join(os.path.basename(p) for p, before, after in zip(names, previous or (), stamp)
+                                  if p and before != after) or os.path.basename(source.config)
         fixed, self._broken = self._broken, False
         if fixed:  # said even when the fix restores the very settings in force
-            why = _words(self.lang, "why_valid_again", file=changed)
-        self._install(snap, why or _words(self.lang, "why_file", file=changed), always=fixed)
+            why = _words(self.lang, "why_valid_again", file=changed_names)
+        self._install(fetched, why or _words(self.lang, "why_file", file=changed_names), always=fixed)
 
     def close(self) -> None:
         if hasattr(self.store, "close"):
@@ -170,6 +237,7 @@ class GateState:
 
 
 LEVELS = {"error": logging.ERROR, "warn": logging.WARNING, "info": logging.INFO}
+READ_WAIT = 1.0  # seconds a request waits for the files being read, at most
 
 
 def describe(s: Settings, lang: str = "en") -> str:

@@ -1,0 +1,64 @@
+"""What a request may hold (mitmproxy_compat's HTTP/1 guards, set up here).
+
+* A body of at most auth_max_body_size (100 MiB by default, as the original's
+  ABV_MAX_BODY_SIZE). A larger Content-Length gets a 413 at the request
+  headers, before a byte of the body is read (Gatekeeper, after the decision:
+  a denied request gets its 401 first, as the original's auth middleware runs
+  before its body limit); a chunked body gets it as soon as it grows past the
+  limit. mitmproxy holds a body in memory while it reads it: the limit bounds
+  that too.
+* No trailers (header fields after a chunked body): 400. mitmproxy can neither
+  read nor forward them; without the guard it crashes on them and leaves the
+  client hanging.
+* A request head within hyper's buffer (408 KiB): 431.
+
+The answers are JSON, and the connection closes (responses.refusal). The flow
+shows the answer the client got.
+"""
+
+from __future__ import annotations
+
+from mitmproxy import ctx, exceptions, http
+from mitmproxy.utils import human
+
+from . import mitmproxy_compat, responses
+from .state import GateAddon
+
+MAX_BODY = "100m"  # auth_max_body_size's default: the original's ABV_MAX_BODY_SIZE default, 100 MiB
+
+
+class Limits(GateAddon):
+    name = "authgate.limits"
+
+    def load(self, loader) -> None:
+        loader.add_option("auth_max_body_size", str, MAX_BODY,
+                          "The largest request body the gate forwards (100m = 100 MiB, as the original's "
+                          "ABV_MAX_BODY_SIZE; b, k, m, g); a larger one gets 413 before it is read.")
+        mitmproxy_compat.install()
+        self._set(human.parse_size(MAX_BODY))
+
+    def configure(self, updated: set[str]) -> None:
+        if "auth_max_body_size" in updated:
+            value = ctx.options.auth_max_body_size
+            try:
+                limit = human.parse_size(value)
+            except ValueError:
+                limit = None
+            if not limit or limit < 0:
+                raise exceptions.OptionsError(f"option auth_max_body_size: {value[:40]!r} is not a size. "
+                                              f"Fix: a number of bytes, or with k, m or g, e.g. 100m")
+            self._set(limit)
+
+    def _set(self, limit: int) -> None:
+        self.state.max_body = limit
+        mitmproxy_compat.configure_guards(limit, lambda kind: responses.refusal(kind, limit))
+
+    def done(self) -> None:
+        mitmproxy_compat.uninstall()
+
+    def error(self, flow: http.HTTPFlow) -> None:
+        """A guard refused the request on the wire: the flow shows the answer the client got."""
+        if flow.error.msg.startswith(mitmproxy_compat.REFUSED):  # (what the gate meant to answer never went out)
+            kind = flow.error.msg[len(mitmproxy_compat.REFUSED):]
+            flow.response = responses.refusal(kind, self.state.max_body or 0)
+            flow.comment += f"{' · ' if flow.comment else ''}{flow.response.status_code} {kind.replace('_', ' ')}"
