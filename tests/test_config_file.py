@@ -121,14 +121,14 @@ async def test_refresh_reads_in_a_thread_and_callers_share_one_read(gate, config
     import asyncio
     import threading
 
-    from authgate import state as state_module
-    threads, real = [], state_module._read
+    from authgate import sources
+    threads, real = [], sources.read
 
-    def spy(path, over):
+    def spy(source, over):
         threads.append(threading.current_thread())
-        return real(path, over)
+        return real(source, over)
 
-    monkeypatch.setattr(state_module, "_read", spy)
+    monkeypatch.setattr(sources, "read", spy)
     write(config, key="sk-new", upstream_port=upstream)
     assert gate.state.stale()
     await asyncio.gather(*(gate.state.refresh() for _ in range(5)))
@@ -140,17 +140,18 @@ async def test_a_read_that_hangs_holds_a_request_at_most_read_wait(gate, config,
     import asyncio
     import time
 
+    from authgate import sources
     from authgate import state as state_module
     monkeypatch.setattr(state_module, "READ_WAIT", 0.2)
     release = asyncio.Event()
-    real = state_module._read
+    real = sources.read
 
-    def slow(path, over):  # (a file on a stalled network share, say)
+    def slow(source, over):  # (a file on a stalled network share, say)
         asyncio.run_coroutine_threadsafe(release.wait(), loop).result(5)
-        return real(path, over)
+        return real(source, over)
 
     loop = asyncio.get_running_loop()
-    monkeypatch.setattr(state_module, "_read", slow)
+    monkeypatch.setattr(sources, "read", slow)
     write(config, key="sk-new", upstream_port=upstream)
     for _ in range(3):
         t0 = time.monotonic()

@@ -71,7 +71,8 @@ class Connections(GateAddon):
     def response(self, flow: http.HTTPFlow) -> None:
         # The next request on a kept-alive HTTP/1 connection (not one upgraded to a WebSocket
         # or a tunnel; an HTTP/2 connection's streams have no "next").
-        if (self.timeout and flow.response.status_code != 101 and flow.is_replay != "request"
+        response = flow.response
+        if (self.timeout and response is not None and response.status_code != 101 and flow.is_replay != "request"
                 and flow.request.http_version.startswith("HTTP/1")):
             self._deadlines[flow.client_conn.id] = (time.monotonic() + self.timeout, flow.client_conn)
 
