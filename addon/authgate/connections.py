@@ -27,6 +27,7 @@ from .state import GateAddon, GateState
 log = logging.getLogger("authgate")
 
 HEAD_TIMEOUT = 30  # seconds, auth_head_timeout's default
+_HTTP1 = (b"HTTP/1.1", b"HTTP/1.0")
 
 
 class Connections(GateAddon):
@@ -71,9 +72,9 @@ class Connections(GateAddon):
     def response(self, flow: http.HTTPFlow) -> None:
         # The next request on a kept-alive HTTP/1 connection (not one upgraded to a WebSocket
         # or a tunnel; an HTTP/2 connection's streams have no "next").
-        response = flow.response
-        if (self.timeout and response is not None and response.status_code != 101 and flow.is_replay != "request"
-                and flow.request.http_version.startswith("HTTP/1")):
+        response = flow.response  # (raw attributes: mitmproxy's properties decode on every read)
+        if (self.timeout and response is not None and response.data.status_code != 101
+                and flow.request.data.http_version in _HTTP1 and flow.is_replay != "request"):
             self._deadlines[flow.client_conn.id] = (time.monotonic() + self.timeout, flow.client_conn)
 
     def client_disconnected(self, client: connection.Client) -> None:

@@ -92,11 +92,12 @@ def loggable(req: http.Request, limit: int = 200) -> str:
 
 
 def content_length(req: http.Request) -> int:
-    """The request's Content-Length; 0 without one (mitmproxy refuses an invalid one itself)."""
-    try:
-        return int(req.headers.get("content-length", "0"))
-    except ValueError:
-        return 0
+    """The request's Content-Length; 0 without one (mitmproxy refuses an invalid one itself).
+    One pass over the raw fields: a Headers lookup costs several times as much, on every request."""
+    for name, value in req.headers.fields:
+        if name.lower() == b"content-length":
+            return int(value) if value.strip().isdigit() else 0
+    return 0
 
 
 def body_coming(req: http.Request) -> bool:
