@@ -26,23 +26,19 @@ reach into mitmproxy themselves. If a release moves one of them, the gate warns
   sent). ``cut`` closes a flow's upstream connection through the
   proxyserver addon's connection handler, as mitmproxy does itself, so a
   stalled upstream ends in the error hook like a reset one.
-* Answering at the request headers (``answer_now``). mitmproxy sends a
-  response set in ``requestheaders`` only once the whole body is read (and a
-  ``100 Continue`` before it). ``answer_now`` writes the answer to the client's
-  socket itself, closes it and kills the flow, so mitmproxy reads no body and
-  sends nothing of its own.
+* Answering at the request headers (``answer_now``): mitmproxy sends a
+  response set in ``requestheaders`` only after the whole body (and a
+  ``100 Continue`` first), so the answer is written to the client's socket,
+  which is closed, and the flow killed: no body read, nothing of mitmproxy's.
 * The client's connection (``close_client``, ``close_leaked``): closed as
-  mitmproxy's own inactivity timeout does (cancelling its handler task), for
-  the gate's deadline on request heads; and a socket mitmproxy 11.1+ leaves
-  open on Python 3.12+ when it closed a client that was still sending (it would
-  wait for a garbage-collector pass) is closed in ``client_disconnected``.
-* HTTP/1 guards (``install``, ``configure_guards``). ``Http1Connection.read_body``
-  raises NotImplementedError on chunked trailers ("mitmproxy has crashed!", the
-  client left hanging): wrapped, a client gets a 400, an upstream's trailers a
-  502; and a chunked request body over the gate's body limit gets a 413 as it
-  arrives. ``Http1Server.read_headers`` buffers a request head without end: over
-  hyper's limit, a 431. ``Http1Connection.wait`` buffers what a client sends
-  while its request is in flight: over 1 MiB the connection closes.
+  mitmproxy's inactivity timeout does (its handler task cancelled), for the
+  request-head deadline; a socket 11.1+ on Python 3.12+ leaves open after
+  closing a client still sending (until a GC pass) is closed when it goes.
+* HTTP/1 guards (``install``, ``configure_guards``): ``Http1Connection.read_body``
+  (chunked trailers: a 400 to a client, a 502 for an upstream's, instead of
+  "mitmproxy has crashed!"; a chunked request body over the limit: 413),
+  ``Http1Server.read_headers`` (a head past hyper's buffer: 431) and
+  ``Http1Connection.wait`` (over 1 MiB sent ahead of a request in flight: closed).
 * mitmweb (``web_app``, ``web_has_password``, ``stylesheet``): the tornado
   application, the token or password that 11.1.2+ asks for, and the stylesheet
   that holds the flow list's column widths (``static/app.css`` up to 11.1,
@@ -63,7 +59,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from pathlib import Path
-
 from typing import Callable
 
 from mitmproxy import contentviews, ctx, http, optmanager
