@@ -1,7 +1,6 @@
 """The user-token stores and validate_token (user_token_db.rs at v4.5.8), against a
 real SQLite file built with the original's own CREATE TABLE statements."""
 
-import hashlib
 import sqlite3
 import threading
 
@@ -11,32 +10,11 @@ from authgate import tokens
 from authgate.decision import RequestView, decide
 from authgate.tokens import (MemoryTokenStore, SqliteTokenStore, TokenRow, TokenStoreError, beijing_hhmm, in_curfew,
                              validate)
+from appfiles import digest
+from appfiles import make_token_db as make_db
 from policy import Policy
 
 NOW = 1767225600  # 2026-01-01 00:00 UTC, 08:00 Beijing
-
-
-def make_db(path, rows=(), bindings=()):
-    conn = sqlite3.connect(path)
-    for statement in tokens.SCHEMA:
-        conn.execute(statement)
-    for row in rows:
-        values = {"description": None, "enabled": 1, "expires_type": "never", "expires_at": None, "max_ips": 0,
-                  "created_at": NOW, "updated_at": NOW, "last_used_at": None, "total_requests": 0,
-                  "total_tokens_used": 0, "curfew_start": None, "curfew_end": None, **row}
-        cols = ", ".join(values)
-        conn.execute(f"INSERT INTO user_tokens ({cols}) VALUES ({', '.join('?' * len(values))})",
-                     tuple(values.values()))
-    for i, (token_id, ip) in enumerate(bindings):
-        conn.execute("INSERT INTO token_ip_bindings (id, token_id, ip_address, first_seen_at, last_seen_at, "
-                     "request_count) VALUES (?, ?, ?, ?, ?, 1)", (f"b{i}", token_id, ip, NOW, NOW))
-    conn.commit()
-    conn.close()
-    return path
-
-
-def digest(path):
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 ALICE = {"id": "u-1", "token": "sk-alice", "username": "alice"}

@@ -13,12 +13,11 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from pathlib import Path
 
 import yaml
 
-from .settings import FileConfig, parse_config
+from .settings import FileConfig, parse_config, replace_file
 
 _SECTION = r"^{name}:[ \t]*(#.*)?$"
 _INDENTED = re.compile(r"^([ \t]+)\S", re.M)
@@ -116,17 +115,3 @@ def save(path: str | os.PathLike, changes: dict[str, object]) -> FileConfig:
     cfg = parse_config(text, str(path))
     replace_file(path, text)
     return cfg
-
-
-def replace_file(path: Path, text: str) -> None:
-    """Write `text` to a temporary file beside `path`, then rename it over `path`
-    (readers see the old file or the new one, never half of it)."""
-    fd, tmp = tempfile.mkstemp(prefix=".config-", suffix=path.suffix or ".yaml", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(tmp, path.stat().st_mode & 0o777)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise

@@ -265,10 +265,7 @@ def parse_tokens(value, source: str) -> tuple[_tokens.TokenRow, ...]:
         if not isinstance(item, dict):
             raise ConfigError(source, where, "is not a mapping of fields",
                               f"write `- token: sk-...` with fields among: {', '.join(_TOKEN_FIELDS)}")
-        for key in item:
-            if key not in _TOKEN_FIELDS:
-                raise ConfigError(source, f"{where}.{key}", "unknown field",
-                                  f"fields of a token are: {', '.join(_TOKEN_FIELDS)}")
+        _only_fields(item, _TOKEN_FIELDS, where, "a token", source)
         if "token" not in item:
             raise ConfigError(source, f"{where}.token", "is missing", "add `token: sk-...` (the value clients send)")
         token = item["token"]
@@ -423,11 +420,15 @@ def _section(data: dict, section: str, allowed: tuple[str, ...], source: str) ->
     if not isinstance(value, dict):
         raise ConfigError(source, section, "is not a section of fields",
                           f"write `{section}:` followed by indented fields ({', '.join(allowed)})")
-    for key in value:
-        if key not in allowed:
-            raise ConfigError(source, f"{section}.{key}", "unknown field",
-                              f"fields of {section} are: {', '.join(allowed)}")
+    _only_fields(value, allowed, section, section, source)
     return value
+
+
+def _only_fields(mapping: dict, allowed: tuple[str, ...], where: str, whose: str, source: str) -> None:
+    for key in mapping:
+        if key not in allowed:
+            raise ConfigError(source, f"{where}.{key}", "unknown field",
+                              f"fields of {whose} are: {', '.join(allowed)}")
 
 
 class _AliasRefused(yaml.YAMLError):
@@ -661,10 +662,16 @@ def write_key(path: str | os.PathLike, key: str) -> None:
     if parse_config(new, str(path)).api_key != key:  # never write what would not load back
         raise ConfigError(str(path), "proxy.api_key", "could not be written back safely",
                           "add an `api_key:` line under `proxy:` by hand")
-    fd, tmp = tempfile.mkstemp(prefix=".config-", suffix=".yaml", dir=path.parent)
+    replace_file(path, new)
+
+
+def replace_file(path: Path, text: str) -> None:
+    """Write `text` to a temporary file beside `path`, then rename it over `path`
+    (readers see the old file or the new one, never half of it)."""
+    fd, tmp = tempfile.mkstemp(prefix=".config-", suffix=path.suffix or ".yaml", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(new)
+            f.write(text)
         os.chmod(tmp, path.stat().st_mode & 0o777)
         os.replace(tmp, path)
     except BaseException:
