@@ -118,11 +118,14 @@ class Gate:
 
     def start(self) -> None:
         mitmdump = Path(sys.executable).with_name("mitmdump")
-        # --listen-host pins the listener to loopback even when a scenario sets
-        # allow_lan_access: true (explicit flags win over the file).
+        # An explicit --mode pins the listener to loopback on a free port even when a
+        # scenario sets allow_lan_access: true (explicit flags win over the file). Not
+        # --listen-host: on Python 3.12+ that makes mitmproxy bind its default listener
+        # (127.0.0.1:8080) before the gate loads (README, "Supported versions").
         self.proc = subprocess.Popen(
             [str(mitmdump if mitmdump.exists() else "mitmdump"), "-s", str(HERE / "auth.py"),
-             "--set", f"auth_config={self.config}", "--set", "auth_port=0", "--listen-host", "127.0.0.1",
+             "--set", f"auth_config={self.config}",
+             "--mode", f"reverse:http://127.0.0.1:{self.upstream_port}@127.0.0.1:0",
              "--set", "flow_detail=0"],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
         threading.Thread(target=self._read, daemon=True).start()
