@@ -46,8 +46,8 @@ class Gate:
         """A request as mitmproxy passes it: its headers, then (body read) the request.
         A changed config.yaml is read first, as the gate reads it (in a thread) before
         it decides."""
-        if self.state.stale():
-            self.state.reload_if_changed()
+        if self.state.files.stale():
+            self.state.files.reload_if_changed()
         self.hook("requestheaders", f)
         self.hook("request", f)
 

@@ -14,7 +14,7 @@ def test_listens_where_the_config_says(gate):
 
 def test_lan_access_binds_all_interfaces_and_port_change_rebinds(gate, config, upstream):
     write(config, lan=True, port=9000, upstream_port=upstream)
-    gate.state.reload_if_changed()
+    gate.state.files.reload_if_changed()
     assert gate.tctx.options.mode == [f"reverse:http://127.0.0.1:{upstream}@0.0.0.0:9000"]
 
 

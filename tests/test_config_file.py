@@ -49,7 +49,7 @@ def test_missing_key_is_generated_written_back_and_kept(tmp_path, caplog):
         key = g.settings.api_key
         assert re.fullmatch(r"sk-[0-9a-f]{32}", key)
         assert read_config(path).api_key == key
-        g.state.reload_if_changed()
+        g.state.files.reload_if_changed()
         assert g.settings.api_key == key  # kept, not generated again
     assert key not in caplog.text and key[-4:] in caplog.text
 
@@ -130,10 +130,10 @@ async def test_refresh_reads_in_a_thread_and_callers_share_one_read(gate, config
 
     monkeypatch.setattr(sources, "read", spy)
     write(config, key="sk-new", upstream_port=upstream)
-    assert gate.state.stale()
-    await asyncio.gather(*(gate.state.refresh() for _ in range(5)))
+    assert gate.state.files.stale()
+    await asyncio.gather(*(gate.state.files.refresh() for _ in range(5)))
     assert len(threads) == 1 and threads[0] is not threading.main_thread()
-    assert gate.settings.api_key == "sk-new" and not gate.state.stale()
+    assert gate.settings.api_key == "sk-new" and not gate.state.files.stale()
 
 
 async def test_a_read_that_hangs_holds_a_request_at_most_read_wait(gate, config, upstream, monkeypatch, caplog):
@@ -141,8 +141,8 @@ async def test_a_read_that_hangs_holds_a_request_at_most_read_wait(gate, config,
     import time
 
     from authgate import sources
-    from authgate import state as state_module
-    monkeypatch.setattr(state_module, "READ_WAIT", 0.2)
+    from authgate import snapshots
+    monkeypatch.setattr(snapshots, "READ_WAIT", 0.2)
     release = asyncio.Event()
     real = sources.read
 
@@ -181,7 +181,7 @@ async def test_the_watcher_survives_any_exception_and_says_so_once(gate, monkeyp
         if len(calls) in (2, 3, 4, 6):
             raise MemoryError("no memory left") if len(calls) < 5 else RuntimeError("other")
 
-    monkeypatch.setattr(gate.state, "refresh", refresh)
+    monkeypatch.setattr(gate.state.files, "refresh", refresh)
     await gate.config_file.running()
     for _ in range(200):
         if len(calls) >= 8:

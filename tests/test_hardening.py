@@ -31,7 +31,7 @@ from pathlib import Path
 import pytest
 
 from authgate.settings import fingerprint
-from authgate.state import READ_WAIT
+from authgate.snapshots import READ_WAIT
 from live import IO_TIMEOUT, Gates, Recorder, closed_port, config_text, raw_exchange, request, write_config
 
 KEY = "sk-hard0123456789abcdef0123456789ab"
@@ -404,7 +404,7 @@ def test_5_a_config_that_could_hang_or_exhaust_the_gate_is_refused_at_once(gate,
 
 def test_5_a_slow_to_parse_config_is_read_off_the_event_loop(gate, recorder, capsys):
     """A 250 KiB YAML list takes a second or more to parse: the gate reads it in a thread, a
-    request waits for it at most state.READ_WAIT (then the last good config decides it)."""
+    request waits for it at most snapshots.READ_WAIT (then the last good config decides it)."""
     m = gate(config_text("strict", KEY, recorder.url))
     items = ",".join(["1"] * 120_000)
     write_config(m.config, f"proxy:\n  auth_mode: strict\n  api_key: \"{KEY}\"\n  port: [{items}]\n")

@@ -26,7 +26,7 @@ class Commands(GateAddon):
         flow open in the flow view."""
         if not isinstance(f, http.HTTPFlow):
             raise exceptions.CommandError("auth.explain takes an HTTP flow")
-        self.state.reload_if_changed()
+        self.state.files.reload_if_changed()
         lang = self.state.lang
         d = self.state.decide(f.request)
         out = explain.trace(d, f.request.method, f.request.path, lang)
@@ -59,7 +59,7 @@ class Commands(GateAddon):
             # The option would keep the old key in force: the new key must win.
             ctx.options.update(auth_api_key=None)
             note = " (the auth_api_key option override was cleared)"
-        self.state.reload_if_changed()
+        self.state.files.reload_if_changed()
         msg = f"new api_key {fingerprint(key)} saved to {path}; the old key no longer works{note}"
         log.warning(msg)
         return msg
@@ -68,11 +68,11 @@ class Commands(GateAddon):
     def status(self) -> str:
         """Mode (and why), each setting in force and where it comes from (config.yaml
         or an option override, as the Options editor shows), counts."""
-        self.state.reload_if_changed()
+        self.state.files.reload_if_changed()
         s, lang = self.state.settings, self.state.lang
         words = lambda phrase, **kw: explain.phrase(lang, phrase, **kw)  # noqa: E731
         name = os.path.basename(s.config_path)
-        rows = fields.in_force(s, self.state.file)
+        rows = fields.in_force(s, self.state.files.as_read)
 
         def source(option: str) -> str:
             row, where = rows[option], fields.file_of(fields.BY_OPTION[option], s)

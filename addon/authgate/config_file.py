@@ -79,7 +79,7 @@ class ConfigFile(GateAddon):
             opts = ctx.options
             # Before the first load, whatever the update: another addon's configure (mitmweb's
             # web_columns) may trigger the load before these reach the gate.
-            first = not self.state.loaded
+            first = not self.state.files.loaded
             if "auth_explain" in updated or first:
                 self.state.explain = opts.auth_explain
             if "auth_lang" in updated or first:
@@ -88,10 +88,10 @@ class ConfigFile(GateAddon):
                                                   f"Fix: use one of {', '.join(explain.CATALOGS)}")
                 self.state.lang = opts.auth_lang
             try:
-                if not self.state.loaded or "auth_config" in updated:
-                    self.state.load(sources.source_for(opts.auth_config, self.default_config), overrides())
+                if not self.state.files.loaded or "auth_config" in updated:
+                    self.state.files.load(sources.source_for(opts.auth_config, self.default_config), overrides())
                 elif updated & SNAPSHOT_OPTIONS:
-                    self.state.override(overrides())
+                    self.state.files.override(overrides())
             except ConfigError as e:
                 raise exceptions.OptionsError(str(e)) from None
 
@@ -107,13 +107,13 @@ class ConfigFile(GateAddon):
     async def _watch(self) -> None:
         # Requests check the file too; this catches edits while idle (a port
         # change rebinds at once, a bad edit is reported at once). The file is
-        # read in a worker thread (state.refresh). Nothing ends the watcher: a
+        # read in a worker thread (state.files.refresh). Nothing ends the watcher: a
         # failure is said once, and again only after a pass that went well.
         failing = False
         while True:
             await asyncio.sleep(RELOAD_INTERVAL)
             try:
-                await self.state.refresh()
+                await self.state.files.refresh()
             except Exception as e:
                 if not failing:
                     log.error(f"auth gate: checking {self.state.settings.config_path} failed "

@@ -68,7 +68,7 @@ class OptionsEditor(GateAddon):
         as overrides), and let the ones equal to the file's value follow it.
         A value the gate already knows (mitmproxy's rollback after a refused
         change puts the old one back) is nobody's new change."""
-        opts, file, known = ctx.options, self.state.file, self._known
+        opts, file, known = ctx.options, self.state.files.as_read, self._known
         follow, save, keep = [], {}, {}
         for f in changed:
             value = mitmproxy_compat.explicit(opts, f.option)
@@ -103,14 +103,14 @@ class OptionsEditor(GateAddon):
                 mitmproxy_compat.follow_default(opts, f.option)
             if save:
                 names = ", ".join(f.key for f in save)
-                self.state.reload_if_changed(
+                self.state.files.reload_if_changed(
                     why=explain.phrase(self.state.lang, "why_saved", names=names, file=os.path.basename(path)),
                     over=overrides())
             mitmproxy_compat.announce(opts, [f.option for f in follow])
 
     def _show(self, s: Settings) -> None:
         """Every field reads (and shows) the value in force; its help says where it comes from."""
-        file = self.state.file
+        file = self.state.files.as_read
         if file is None or self.state.inert:
             return
         opts = ctx.options

@@ -35,14 +35,14 @@ class Gatekeeper(GateAddon):
     def requestheaders(self, flow: http.HTTPFlow):
         if flow.response or flow.error or self.state.settings is None:
             return None
-        if self.state.stale():  # config.yaml changed: read it in a thread, this request waits
+        if self.state.files.stale():  # config.yaml changed: read it in a thread, this request waits
             return self._after_reload(flow)
         self._guarded(flow)
         return None
 
     async def _after_reload(self, flow: http.HTTPFlow) -> None:
         try:
-            await self.state.refresh()
+            await self.state.files.refresh()
         except Exception:  # the last good snapshot stays in force; this request is decided under it
             log.exception("auth gate: reloading the config failed")
         if not flow.error:  # (killed meanwhile)

@@ -11,18 +11,16 @@ from __future__ import annotations
 from mitmproxy import http
 
 from .settings import Settings
-from .state import GateAddon, GateState
+from .state import GateAddon
 
 
 class Monitor(GateAddon):
     name = "authgate.monitor"
 
-    def __init__(self, state: GateState) -> None:
-        super().__init__(state)
-        state.on_change(self._follow)
+    follows = ("response", "error")
 
-    def _follow(self, s: Settings) -> None:
-        self.hooks_when(s.profile == "v4", "response", "error")  # faq decisions name no binding
+    def needed(self, s: Settings) -> bool:
+        return s.profile == "v4"  # faq decisions name no binding
 
     def response(self, flow: http.HTTPFlow) -> None:
         self._record(flow)

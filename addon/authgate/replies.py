@@ -11,18 +11,16 @@ from mitmproxy import connection, http
 
 from . import explain, mitmproxy_compat, responses
 from .settings import Settings
-from .state import GateAddon, GateState
+from .state import GateAddon
 
 
 class Replies(GateAddon):
     name = "authgate.replies"
 
-    def __init__(self, state: GateState) -> None:
-        super().__init__(state)
-        state.on_change(self._follow)
+    follows = ("response",)
 
-    def _follow(self, s: Settings) -> None:
-        self.hooks_when(not s.enforce, "response")  # shadow mode's late verdicts only
+    def needed(self, s: Settings) -> bool:
+        return not s.enforce  # shadow mode's late verdicts only
 
     def load(self, loader) -> None:
         mitmproxy_compat.install()

@@ -14,7 +14,7 @@ from mitmproxy import http
 
 from . import responses, verdict
 from .settings import Settings
-from .state import GateAddon, GateState
+from .state import GateAddon
 
 log = logging.getLogger("authgate")
 
@@ -22,12 +22,10 @@ log = logging.getLogger("authgate")
 class Shadow(GateAddon):
     name = "authgate.shadow"
 
-    def __init__(self, state: GateState) -> None:
-        super().__init__(state)
-        state.on_change(self._follow)
+    follows = ("response",)
 
-    def _follow(self, s: Settings) -> None:
-        self.hooks_when(not s.enforce, "response")  # the v4 403/503 judged with its body
+    def needed(self, s: Settings) -> bool:
+        return not s.enforce  # the v4 403/503 judged with its body
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
         meta = flow.metadata.get("auth")

@@ -1,0 +1,1 @@
+"""The parts of tests/bench.py (`just bench`), one concern each."""
