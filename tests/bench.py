@@ -57,8 +57,10 @@ from benchmark.common import BenchError
 from benchmark.inprocess import bench_decision, bench_hooks
 from benchmark.load import bench_throughput
 from benchmark.processes import Proc, loadavg
+from benchmark import instructions
 from benchmark.report import report
-from benchmark.upstream import serve
+from benchmark.upstream import serve, start_upstream
+
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
@@ -72,6 +74,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--skip-decision", action="store_true",
                    help="skip the in-process parts (decision and addon hook cost)")
     p.add_argument("--skip-throughput", action="store_true", help="only the in-process parts (no mitmdump)")
+    p.add_argument("--instructions", type=int, metavar="N", default=0,
+                   help="also count CPU instructions per request under valgrind's callgrind, N allowed requests "
+                        "per proxy (300 is plenty; a few minutes): the figure the machine's load does not move")
+    p.add_argument("--compare", type=Path, metavar="AUTH_PY", action="append", default=[],
+                   help="with --instructions: another checkout's addon/auth.py counted beside this one "
+                        "(before/after a change); may be given more than once")
     p.add_argument("--_upstream", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.requests is None:
@@ -80,6 +88,15 @@ def parse_args(argv=None) -> argparse.Namespace:
         args.rounds = 1 if args.quick else 5
     if args.requests < 1 or args.concurrency < 1 or args.rounds < 1 or args.time_cap <= 0:
         p.error("--requests, --concurrency, --rounds and --time-cap must be positive")
+    if args.instructions < 0:
+        p.error("--instructions must be positive")
+    if args.compare and not args.instructions:
+        p.error("--compare goes with --instructions N")
+    for other in args.compare:
+        if not other.is_file():
+            p.error(f"--compare: {other} is not a file (give another checkout's addon/auth.py)")
+    if args.instructions and (why := instructions.available()):
+        p.error(f"--instructions: {why}")
     return args
 
 
@@ -98,7 +115,7 @@ def main(argv=None) -> int:
     load_before = loadavg()
     procs: list[Proc] = []
     logdir = Path(tempfile.mkdtemp(prefix="authgate-bench-"))
-    dec = thr = hooks = None
+    dec = thr = hooks = ins = None
     ok = False
     try:
         print(f"auth gate benchmark · {platform.python_implementation()} {platform.python_version()} · "
@@ -113,6 +130,10 @@ def main(argv=None) -> int:
                 print(f"note: addon hook timing skipped ({hooks['error']})", file=sys.stderr)
         if not args.skip_throughput:
             thr = bench_throughput(args, logdir, procs)
+        if args.instructions:
+            print(f"instructions per allowed request under callgrind ({args.instructions} requests each, one at a time)")
+            ins = instructions.bench_instructions(args.instructions, start_upstream(logdir, procs), logdir, procs,
+                                                  [c.resolve() for c in args.compare])
         ok = True
     except BenchError as e:
         print(f"\nbench failed: {e}", file=sys.stderr)
@@ -129,7 +150,7 @@ def main(argv=None) -> int:
     if not ok:
         print(f"logs kept in {logdir}", file=sys.stderr)
         return 2
-    targets = report(dec, hooks, thr)
+    targets = report(dec, hooks, thr, ins)
     cpus = os.cpu_count() or 1
     if load_before and load_before[0] > 0.5 * cpus:
         print(f"note: load average was {load_before[0]:.2f} on {cpus} CPUs before the run: other processes "
@@ -141,7 +162,7 @@ def main(argv=None) -> int:
                     "cpus": os.cpu_count(), "platform": platform.platform()},
         "settings": {"requests": args.requests, "concurrency": args.concurrency, "rounds": args.rounds,
                      "time_cap_s": args.time_cap, "quick": args.quick},
-        "decision": dec, "addon_hooks": hooks, "throughput": thr, "targets": targets,
+        "decision": dec, "addon_hooks": hooks, "throughput": thr, "instructions": ins, "targets": targets,
         "duration_s": round(time.monotonic() - started, 1),
         "loadavg": {"before": load_before, "after": loadavg()},
     }

@@ -6,15 +6,15 @@ from __future__ import annotations
 import asyncio
 import math
 import statistics
-import sys
 import time
 from collections import Counter
 from pathlib import Path
 
-from .common import (ADDON, API_KEY, HOST, IO_TIMEOUT, REPO, UPSTREAM_BODY, WRONG_KEY, BenchError, fmt, median,
-                     parse_head, read_chunked, request_bytes)
-from .processes import Proc, cpu_seconds, find_mitmdump, log_errors, wait_listening
-from .upstream import upstream_count
+from .common import (ADDON, API_KEY, HOST, IO_TIMEOUT, UPSTREAM_BODY, WRONG_KEY, BenchError, fmt, median, parse_head,
+                     read_chunked, request_bytes)
+from .processes import (Proc, bare_args, cpu_seconds, find_mitmdump, gate_args, log_errors, start_mitmdump,
+                        wait_listening)
+from .upstream import start_upstream, upstream_count
 
 
 async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes, bool]:
@@ -99,25 +99,11 @@ SCENARIOS = [
 
 
 def bench_throughput(args, logdir: Path, procs: list[Proc]) -> dict:
-    up = Proc("upstream", [sys.executable, str(REPO / "tests" / "bench.py"), "--_upstream"], logdir, stdout_pipe=True)
-    procs.append(up)
-    line = up.proc.stdout.readline().strip()
-    if not line.isdigit():
-        raise BenchError(f"the bench upstream did not start:\n{up.tail()}")
-    up_port = int(line)
+    up_port = start_upstream(logdir, procs)
     upstream_url = f"http://{HOST}:{up_port}"
-
-    config = logdir / "config.yaml"
-    config.write_text("proxy:\n  port: 0\n  allow_lan_access: false\n  auth_mode: strict\n"
-                      f"  api_key: {API_KEY}\nupstream:\n  url: {upstream_url}\n")
-    mitmdump = find_mitmdump()
-    common = ["--set", "flow_detail=0", "--set", "termlog_verbosity=info"]
-    bare = Proc("bare-mitmdump", [mitmdump, "--mode", f"reverse:{upstream_url}@{HOST}:0",
-                                  "--set", "connection_strategy=lazy", *common], logdir, cwd=REPO)
-    procs.append(bare)
-    gate = Proc("gate-mitmdump", [mitmdump, "-s", str(ADDON), "--set", f"auth_config={config}",
-                                  "--set", "auth_port=0", *common], logdir, cwd=REPO)
-    procs.append(gate)
+    mitmdump = [find_mitmdump()]
+    bare = start_mitmdump("bare-mitmdump", mitmdump, bare_args(upstream_url), logdir, procs)
+    gate = start_mitmdump("gate-mitmdump", mitmdump, gate_args(ADDON, upstream_url, logdir), logdir, procs)
     ports = {"upstream": up_port, "bare": wait_listening(bare, upstream_url),
              "gate": wait_listening(gate, upstream_url)}
     print(f"upstream {upstream_url} · bare mitmdump pid {bare.proc.pid} on :{ports['bare']} · "

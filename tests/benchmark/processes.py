@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from .common import STARTUP_TIMEOUT, BenchError
+from .common import API_KEY, HOST, REPO, STARTUP_TIMEOUT, BenchError
 
 
 def _die_with_parent() -> None:
@@ -59,11 +59,11 @@ class Proc:
         self._logf.close()
 
 
-def wait_listening(p: Proc, upstream_url: str) -> int:
+def wait_listening(p: Proc, upstream_url: str, timeout: float = STARTUP_TIMEOUT) -> int:
     """The port from mitmdump's "reverse proxy to URL listening at HOST:PORT." line."""
     pattern = re.compile(rb"reverse proxy to " + re.escape(upstream_url.encode())
                          + rb"/? listening at \[?[0-9a-fA-F.:]+?\]?:(\d+)\.", re.I)
-    deadline = time.monotonic() + STARTUP_TIMEOUT
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         ports = [int(m.group(1)) for m in pattern.finditer(p.log.read_bytes())]
         if ports:
@@ -71,7 +71,7 @@ def wait_listening(p: Proc, upstream_url: str) -> int:
         if p.proc.poll() is not None:
             raise BenchError(f"{p.name} exited with status {p.proc.returncode} before listening:\n{p.tail()}")
         time.sleep(0.05)
-    raise BenchError(f"{p.name} did not say 'listening at' within {STARTUP_TIMEOUT:.0f} s:\n{p.tail()}")
+    raise BenchError(f"{p.name} did not say 'listening at' within {timeout:.0f} s:\n{p.tail()}")
 
 
 def cpu_seconds(pid: int) -> float | None:
@@ -107,3 +107,26 @@ def find_mitmdump() -> str:
     if not found:
         raise BenchError("mitmdump not found: install the requirements (just install)")
     return found
+
+
+MITMDUMP_COMMON = ("--set", "flow_detail=0", "--set", "termlog_verbosity=info")
+
+
+def bare_args(upstream_url: str) -> list[str]:
+    """Bare mitmdump in reverse mode to the upstream."""
+    return ["--mode", f"reverse:{upstream_url}@{HOST}:0", "--set", "connection_strategy=lazy", *MITMDUMP_COMMON]
+
+
+def gate_args(addon: Path, upstream_url: str, logdir: Path) -> list[str]:
+    """mitmdump with the gate (strict mode, the bench's key) to the same upstream; its own config file."""
+    config = logdir / f"config-{abs(hash(str(addon)))}.yaml"
+    config.write_text("proxy:\n  port: 0\n  allow_lan_access: false\n  auth_mode: strict\n"
+                      f"  api_key: {API_KEY}\nupstream:\n  url: {upstream_url}\n")
+    return ["-s", str(addon), "--set", f"auth_config={config}", "--set", "auth_port=0", *MITMDUMP_COMMON]
+
+
+def start_mitmdump(name: str, prefix: list[str], args: list[str], logdir: Path, procs: list[Proc]) -> Proc:
+    """Start `prefix + args` (prefix: mitmdump, or mitmdump under valgrind) and keep it in `procs`."""
+    p = Proc(name, [*prefix, *args], logdir, cwd=REPO)
+    procs.append(p)
+    return p

@@ -7,8 +7,10 @@ import asyncio
 import json
 import socket
 import sys
+from pathlib import Path
 
-from .common import COUNT_PATH, HOST, UPSTREAM_BODY, parse_head, read_chunked
+from .common import COUNT_PATH, HOST, REPO, UPSTREAM_BODY, BenchError, parse_head, read_chunked
+from .processes import Proc
 
 
 async def serve() -> None:
@@ -68,3 +70,13 @@ def upstream_count(port: int) -> tuple[int, int, int]:
             data += chunk
     counts = json.loads(data.partition(b"\r\n\r\n")[2])
     return counts["served"], counts["connections"], counts["accepted"]
+
+
+def start_upstream(logdir: Path, procs: list[Proc]) -> int:
+    """The bench's upstream in its own process (bench.py --_upstream): its port."""
+    up = Proc("upstream", [sys.executable, str(REPO / "tests" / "bench.py"), "--_upstream"], logdir, stdout_pipe=True)
+    procs.append(up)
+    line = up.proc.stdout.readline().strip()
+    if not line.isdigit():
+        raise BenchError(f"the bench upstream did not start:\n{up.tail()}")
+    return int(line)
