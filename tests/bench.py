@@ -5,6 +5,7 @@ against bare mitmdump, side by side in one run, on the same local upstream.
     python3 tests/bench.py                 # full run (just bench)
     python3 tests/bench.py --quick         # smoke run, a few seconds
     python3 tests/bench.py --requests 5000 --concurrency 16 --rounds 5 --json out.json
+    python3 tests/bench.py --skip-throughput --instructions 300 --compare ../before/addon/auth.py
 
 What runs (loopback only, bounded in request count and in time):
 
@@ -16,13 +17,16 @@ What runs (loopback only, bounded in request count and in time):
   scenario after an unmeasured warm-up, each scenario capped in time.
 
 Scenarios are interleaved over several rounds (bare, gate allowed, gate
-denied, in a rotating order) and the median round is reported: the machine
+denied GET, gate denied POST, in a rotating order) and the median round is reported: the machine
 this runs on may have two cores and plenty of noise. Beside req/s and latency,
 each row gives the proxy process's own CPU time per request (from /proc),
 which other processes on the machine disturb much less. Every status is
 checked (200 with the upstream's body for bare and allowed, 401 for denied),
 the upstream's own counters prove the denied path never reaches it, and
 connections that reach the upstream without carrying a request are counted.
+A denial is answered at the request's headers: a GET keeps its connection, a
+POST's connection is closed (its body is never read, as the original's hyper
+does), so that row includes a new TCP connection per request.
 
 In-process, without sockets: decide() per call (timeit, CPU time, best of
 interleaved repeats), and the gate's hooks per flow (requestheaders, request,
@@ -31,8 +35,9 @@ mitmdump loads it (mitmproxy.test.taddons): what the gate adds to each
 request, set against bare mitmdump's CPU per request.
 
 Targets (printed PASS/MISS; the exit status is 0 either way, it is a
-measurement): allowed path at least 0.95 of bare mitmdump's throughput, denied
-path faster than the allowed path, decision under 5 µs per call. The exit
+measurement): allowed path at least 0.95 of bare mitmdump's throughput (and, with
+--instructions, of its instructions), a denial (GET) faster than the allowed
+path, decision under 5 µs per call. The exit
 status is non-zero only when something failed to run (2) or answered wrongly (1).
 
 Only the standard library, plus the addon's modules and mitmproxy's test helpers.

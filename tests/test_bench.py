@@ -19,14 +19,14 @@ def test_a_quick_run_measures_both_proxies_and_writes_its_figures(tmp_path):
     run = subprocess.run([sys.executable, str(BENCH), "--quick", "--json", str(out)], cwd=tmp_path,
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stdout + run.stderr
-    for row in ("bare mitmdump", "gate, allowed", "gate, denied (401)", "decision cost", "targets"):
+    for row in ("bare mitmdump", "gate, allowed", "gate, denied GET (401)", "gate, denied POST (401)", "decision cost", "targets"):
         assert row in run.stdout
     results = json.loads(out.read_text())
     summary = results["throughput"]["summary"]
     assert summary["bare"]["rps"] > 0 and summary["allowed"]["ratio_to_bare"] > 0
     assert results["throughput"]["problems"] == {}  # every status and body as expected
     for rnd in results["throughput"]["rounds"]:
-        assert rnd["denied"]["upstream_reached"] == 0  # a denial never reaches the upstream
+        assert rnd["denied"]["upstream_reached"] == rnd["denied_post"]["upstream_reached"] == 0  # never upstream
     assert {"allowed_vs_bare", "denied_faster_than_allowed", "decision_cost"} <= set(results["targets"])
 
 

@@ -20,6 +20,7 @@ HOST = "127.0.0.1"
 UPSTREAM_BODY = b'{"id":"bench","object":"chat.completion","choices":[],"ok":true}'
 REQUEST_BODY = b'{"model":"bench-model","messages":[{"role":"user","content":"hello"}],"stream":false}'
 REQUEST_PATH = "/v1/chat/completions"
+MODELS_PATH = "/v1/models"
 COUNT_PATH = "/__bench/count"  # the upstream answers how many requests it served
 
 TARGET_RATIO = 0.95
@@ -51,11 +52,14 @@ def typical_headers(key: str | None, port: int | str = 8045) -> list[tuple[str, 
     return headers
 
 
-def request_bytes(port: int, key: str | None) -> bytes:
-    lines = [f"POST {REQUEST_PATH} HTTP/1.1"]
+def request_bytes(port: int, key: str | None, method: str = "POST") -> bytes:
+    """A chat completion (POST with its JSON body), or a model list (GET, no body)."""
+    body = REQUEST_BODY if method == "POST" else b""
+    lines = [f"{method} {REQUEST_PATH if body else MODELS_PATH} HTTP/1.1"]
     lines += [f"{n}: {v}" for n, v in typical_headers(key, port)]
-    lines.append(f"Content-Length: {len(REQUEST_BODY)}")
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + REQUEST_BODY
+    if body:
+        lines.append(f"Content-Length: {len(body)}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
 
 
 def parse_head(head: bytes) -> tuple[int | None, bool, bool]:

@@ -91,11 +91,15 @@ async def run_load(port: int, payload: bytes, total: int, concurrency: int, cap:
 
 
 SCENARIOS = [
-    # name, label, target (bare|gate|upstream), key, expected status, expect upstream body
-    ("bare", "bare mitmdump", "bare", API_KEY, 200, True),
-    ("allowed", "gate, allowed", "gate", API_KEY, 200, True),
-    ("denied", "gate, denied (401)", "gate", WRONG_KEY, 401, False),
+    # name, label, target (bare|gate|upstream), key, expected status, expect upstream body, method
+    ("bare", "bare mitmdump", "bare", API_KEY, 200, True, "POST"),
+    ("allowed", "gate, allowed", "gate", API_KEY, 200, True, "POST"),
+    # A denial answered at the headers keeps a connection whose request has no body...
+    ("denied", "gate, denied GET (401)", "gate", WRONG_KEY, 401, False, "GET"),
+    # ...and closes one whose body was never read (as hyper does), so this client connects again.
+    ("denied_post", "gate, denied POST (401)", "gate", WRONG_KEY, 401, False, "POST"),
 ]
+DENIED = ("denied", "denied_post")
 
 
 def bench_throughput(args, logdir: Path, procs: list[Proc]) -> dict:
@@ -113,8 +117,8 @@ def bench_throughput(args, logdir: Path, procs: list[Proc]) -> dict:
     rounds: list[dict] = []
     problems: Counter = Counter()
 
-    def load(port: int, key: str, n: int, status: int, body: bool) -> dict:
-        return asyncio.run(run_load(port, request_bytes(port, key), n, args.concurrency, args.time_cap,
+    def load(port: int, key: str, n: int, status: int, body: bool, method: str = "POST") -> dict:
+        return asyncio.run(run_load(port, request_bytes(port, key, method), n, args.concurrency, args.time_cap,
                                     status, UPSTREAM_BODY if body else None))
 
     # Reference: the upstream alone, to show it is not the bottleneck.
@@ -125,17 +129,17 @@ def bench_throughput(args, logdir: Path, procs: list[Proc]) -> dict:
     for r in range(args.rounds):
         order = SCENARIOS[r % len(SCENARIOS):] + SCENARIOS[:r % len(SCENARIOS)]  # rotate to spread drift
         results = {}
-        for name, label, target, key, status, body in order:
+        for name, label, target, key, status, body, method in order:
             port = ports[target]
             proxy = {"bare": bare, "gate": gate}[target]
             before, conns_before, accepted_before = upstream_count(up_port)
-            w = load(port, key, warmup, status, body)
+            w = load(port, key, warmup, status, body, method)
             if w["requests"] == 0 or sum(w["problems"].values()) == w["requests"]:
                 raise BenchError(f"{label}: the warm-up got no expected answer "
                                  f"(statuses {w['statuses']}, problems {w['problems']}); see {gate.log if target == 'gate' else bare.log}:\n"
                                  f"{(gate if target == 'gate' else bare).tail()}")
             cpu0 = cpu_seconds(proxy.proc.pid)
-            res = load(port, key, args.requests, status, body)
+            res = load(port, key, args.requests, status, body, method)
             cpu1 = cpu_seconds(proxy.proc.pid)
             # The proxy's own CPU per request: steadier than req/s when other
             # processes share the cores (throughput of a CPU-bound proxy ~ 1/this).
@@ -148,14 +152,14 @@ def bench_throughput(args, logdir: Path, procs: list[Proc]) -> dict:
             # Connections that never carried a request (an upstream probe, say); -1: the count request.
             res["upstream_idle_connections"] = accepted - accepted_before - 1 - res["upstream_connections"]
             res["window_requests"] = w["requests"] + res["requests"]  # what the upstream counters cover
-            expected_reached = 0 if name == "denied" else w["requests"] + res["requests"]
+            expected_reached = 0 if name in DENIED else w["requests"] + res["requests"]
             if reached != expected_reached:
                 res["problems"][f"upstream saw {reached} requests, expected {expected_reached}"] = 1
             for k, v in {**w["problems"], **res["problems"]}.items():
                 problems[f"{label}: {k}"] += v
             results[name] = res
             flag = " (time cap hit)" if res["capped"] else ""
-            print(f"  round {r + 1}/{args.rounds}  {label:<20} {res['rps']:8.0f} req/s  "
+            print(f"  round {r + 1}/{args.rounds}  {label:<24} {res['rps']:8.0f} req/s  "
                   f"p50 {res['p50_ms']:6.2f} ms  p99 {res['p99_ms']:6.2f} ms  "
                   f"proxy CPU {fmt(res['proxy_cpu_us'], '4.0f')} µs/req  "
                   f"upstream: {reached} requests on {res['upstream_connections']} connections"

@@ -17,17 +17,17 @@ def report(dec: dict | None, hooks: dict | None, thr: dict | None, ins: dict | N
     if thr:
         s = thr["summary"]
         print()
-        print(f"{'scenario':<22} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'vs bare':>8} "
+        print(f"{'scenario':<24} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'vs bare':>8} "
               f"{'CPU µs/req':>11} {'CPU vs bare':>12}   vs bare per round")
-        for name in ("bare", "allowed", "denied", "upstream_direct"):
+        for name in ("bare", "allowed", "denied", "denied_post", "upstream_direct"):
             row = s[name]
             rounds = " ".join(f"{x:.2f}" for x in row.get("ratio_per_round", [])) or "-"
-            print(f"{row['label']:<22} {row['rps']:>7.0f} {row['p50_ms']:>7.2f} {row['p99_ms']:>7.2f} "
+            print(f"{row['label']:<24} {row['rps']:>7.0f} {row['p50_ms']:>7.2f} {row['p99_ms']:>7.2f} "
                   f"{row['ratio_to_bare']:>8.2f} {fmt(row.get('proxy_cpu_us_per_request'), '11.0f')} "
                   f"{fmt(row.get('cpu_ratio_to_bare'), '12.2f')}   {rounds}")
         print("(median of the rounds; CPU = the proxy process's own CPU time per request, "
               "CPU vs bare = bare's CPU/request over this one)")
-        for name in ("bare", "allowed", "denied"):
+        for name in ("bare", "allowed", "denied", "denied_post"):
             idle = s[name]["upstream_idle_connections_per_request"]
             if idle >= 0.01:
                 print(f"note: {s[name]['label']}: {idle:.2f} upstream connections per request carried no request "
@@ -68,7 +68,7 @@ def report(dec: dict | None, hooks: dict | None, thr: dict | None, ins: dict | N
                                                    "pass": gate >= TARGET_RATIO}
     labels = {"allowed_instructions_vs_bare": "allowed instructions >= 0.95 x bare",
               "allowed_vs_bare": "allowed path >= 0.95 x bare", "denied_faster_than_allowed":
-              "denied path faster than allowed", "decision_cost": "decision < 5 µs per call"}
+              "denied (GET) faster than allowed", "decision_cost": "decision < 5 µs per call"}
     for name, t in targets.items():
         value = (f"{t['value_ns'] / 1000:.2f} µs" if "value_ns" in t else f"{t['value']:.3f}")
         print(f"  {'PASS' if t['pass'] else 'MISS'}  {labels[name]:<36} ({value})")
