@@ -38,7 +38,8 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
-from authgate.settings import ConfigError, fingerprint, read_config  # fingerprint: the gate's format
+from authgate.config_read import read_config
+from authgate.settings import ConfigError, fingerprint  # fingerprint: the gate's format
 
 KEY_HEADERS = ("Authorization", "x-api-key", "x-goog-api-key")
 # Other headers that look like credentials (added by upstream.headers, say): named, fingerprinted.

@@ -161,7 +161,7 @@ def test_shadow_mode_with_the_apps_file_warns_when_the_upstream_is_not_the_app(d
 
 
 def auth_default_upstream() -> str:
-    from authgate.settings import read_config
+    from authgate.config_read import read_config
     return read_config(Path(auth.DEFAULT_CONFIG)).upstream.url
 
 

@@ -7,7 +7,8 @@ import re
 import pytest
 
 from authgate.appconfig import AppConfig, data_dir, find_app_config, parse_app_config, read_app_config
-from authgate.settings import ConfigError, FileConfig, Overrides, merge
+from authgate.config_read import merge
+from authgate.settings import ConfigError, FileConfig, Overrides
 
 TOP = {"language": "en", "theme": "system", "auto_refresh": True, "refresh_interval": 15, "auto_sync": False,
        "sync_interval": 5}

@@ -2,7 +2,7 @@
 
 import re
 
-from authgate.settings import read_config
+from authgate.config_read import read_config
 from gate_harness import KEY, config, default_config, gate, send, upstream  # noqa: F401
 
 

@@ -1,12 +1,15 @@
-"""config_edit.py: a setting saved into config.yaml the way the original's GUI saves, comments kept."""
+"""config_edit.py: a setting saved into config.yaml the way the original's GUI saves, comments kept;
+the key written back."""
 
 import difflib
 import os
 
 import pytest
 
-from authgate.config_edit import save, set_field, yaml_scalar
-from authgate.settings import ConfigError, parse_config
+from authgate.config_edit import save, set_field, set_key_in_text, write_key, yaml_scalar
+from authgate.config_read import parse_config, read_config
+from authgate.settings import ConfigError
+from config_texts import GOOD
 
 SHIPPED = os.path.join(os.path.dirname(__file__), "..", "config.yaml")
 
@@ -89,3 +92,28 @@ def test_save_validates_first_and_replaces_the_file_atomically(tmp_path):
         save(path, {"proxy.port": 70000})
     assert path.read_text(encoding="utf-8") == before  # nothing written
     assert [p.name for p in tmp_path.iterdir()] == ["config.yaml"]  # no temporary file left
+
+
+# ---- the key write-back (a missing api_key generated, auth.regenerate)
+
+def test_key_write_back_keeps_comments_and_layout(tmp_path):
+    text = GOOD.replace("  api_key: sk-abc\n", "")
+    new = set_key_in_text(text, "sk-new")
+    assert "# my proxy" in new and "# keep this comment" in new
+    assert parse_config(new, "c").api_key == "sk-new"
+    # replaces an existing line rather than adding a second one
+    again = set_key_in_text(new, "sk-newer")
+    assert again.count("api_key:") == 1 and parse_config(again, "c").api_key == "sk-newer"
+    # no proxy section at all: one is added (the file still needs its auth_mode to load)
+    assert "proxy:\n  api_key: sk-z\n" in set_key_in_text("upstream:\n  url: http://127.0.0.1:1\n", "sk-z")
+    assert set_key_in_text("", "sk-z") == "proxy:\n  api_key: sk-z\n"
+
+
+def test_write_key_is_atomic_and_reloadable(tmp_path):
+    path = tmp_path / "config.yaml"
+    path.write_text("proxy:\n  auth_mode: strict\n")
+    path.chmod(0o600)
+    write_key(path, "sk-written")
+    assert read_config(path).api_key == "sk-written"
+    assert oct(path.stat().st_mode & 0o777) == "0o600"
+    assert [p.name for p in tmp_path.iterdir()] == ["config.yaml"]  # no temp file left behind

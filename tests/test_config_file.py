@@ -12,7 +12,7 @@ from mitmproxy.addons import proxyserver
 from mitmproxy.test import taddons
 
 import auth
-from authgate.settings import read_config
+from authgate.config_read import read_config
 from gate_harness import (KEY, config, default_config, gate, req_flow, running_gate, send, upstream,  # noqa: F401
                           write)
 

@@ -10,7 +10,8 @@ import pytest
 from mitmproxy import exceptions, optmanager
 
 from authgate import config_edit
-from authgate.settings import fingerprint, read_config
+from authgate.config_read import read_config
+from authgate.settings import fingerprint
 from gate_harness import KEY, config, default_config, running_gate, send, upstream, write  # noqa: F401
 
 SHIPPED = Path(__file__).resolve().parent.parent / "config.yaml"

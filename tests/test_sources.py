@@ -7,7 +7,8 @@ import pytest
 
 from appfiles import gui_config, write_gui_config
 from authgate import sources
-from authgate.settings import ConfigError, Overrides, parse_config
+from authgate.config_read import parse_config
+from authgate.settings import ConfigError, Overrides
 
 
 def test_auth_config_values(tmp_path):

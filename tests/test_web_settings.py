@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from authgate.settings import read_config
+from authgate.config_read import read_config
 from live import write_config
 from test_web import (KEY, POLL_TIMEOUT, WebAPI, browser, send, start_mitmweb, unique,  # noqa: F401
                       upstream)

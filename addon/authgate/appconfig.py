@@ -34,8 +34,9 @@ import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from .config_read import read_text
 from .decision import MODES
-from .settings import ConfigError, FileConfig, generate_key, read_text
+from .settings import ConfigError, FileConfig, generate_key
 
 CONFIG_FILE = "gui_config.json"  # modules/config.rs:8
 TOKEN_DB = "user_tokens.db"  # user_token_db.rs:59-63

@@ -4,8 +4,9 @@ comment column after the value).
 
 `set_field(text, "proxy.auth_mode", "strict")` edits the text; `save(path,
 {...})` edits the file, refuses to write anything that would not load back
-(the new text is parsed first) and replaces the file atomically. No mitmproxy
-import.
+(the new text is parsed first) and replaces the file atomically (replace_file).
+The key write-back (a missing api_key generated, auth.regenerate) is here too:
+`write_key(path, key)`, through `set_key_in_text`. No mitmproxy import.
 """
 
 from __future__ import annotations
@@ -13,11 +14,13 @@ from __future__ import annotations
 import json
 import os
 import re
+import tempfile
 from pathlib import Path
 
 import yaml
 
-from .settings import FileConfig, parse_config, replace_file
+from .config_read import parse_config, read_text
+from .settings import ConfigError, FileConfig
 
 _SECTION = r"^{name}:[ \t]*(#.*)?$"
 _INDENTED = re.compile(r"^([ \t]+)\S", re.M)
@@ -115,3 +118,50 @@ def save(path: str | os.PathLike, changes: dict[str, object]) -> FileConfig:
     cfg = parse_config(text, str(path))
     replace_file(path, text)
     return cfg
+
+
+# ------------------------------------------------------------- key write-back
+
+_PROXY_LINE = re.compile(_SECTION.format(name="proxy"), re.M)
+_KEY_LINE = re.compile(r"^([ \t]+)api_key:.*$", re.M)
+
+
+def set_key_in_text(text: str, key: str) -> str:
+    """config.yaml's text with proxy.api_key set to `key`, comments kept."""
+    line = f"api_key: {key}"
+    if _KEY_LINE.search(text):
+        new = _KEY_LINE.sub(lambda m: m.group(1) + line, text, count=1)
+    elif m := _PROXY_LINE.search(text):
+        rest = text[m.end():]
+        indent_m = _INDENTED.search(rest)
+        indent = indent_m.group(1) if indent_m and indent_m.start() == 1 else "  "
+        new = text[:m.end()] + "\n" + indent + line + rest
+    else:
+        sep = "" if not text or text.endswith("\n") else "\n"
+        new = f"{text}{sep}proxy:\n  {line}\n"
+    return new
+
+
+def write_key(path: str | os.PathLike, key: str) -> None:
+    """Save the key into config.yaml atomically; refuses to write a broken file."""
+    path = Path(path)
+    text = read_text(path)
+    new = set_key_in_text(text, key)
+    if parse_config(new, str(path)).api_key != key:  # never write what would not load back
+        raise ConfigError(str(path), "proxy.api_key", "could not be written back safely",
+                          "add an `api_key:` line under `proxy:` by hand")
+    replace_file(path, new)
+
+
+def replace_file(path: Path, text: str) -> None:
+    """Write `text` to a temporary file beside `path`, then rename it over `path`
+    (readers see the old file or the new one, never half of it)."""
+    fd, tmp = tempfile.mkstemp(prefix=".config-", suffix=path.suffix or ".yaml", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.chmod(tmp, path.stat().st_mode & 0o777)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise

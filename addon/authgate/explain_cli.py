@@ -30,8 +30,9 @@ from pathlib import Path
 
 from . import answers, curl_line, explain, sources
 from .appconfig import read_app_config
+from .config_read import merge, read_config
 from .decision import MODES, PROFILES, RequestView, decide, is_health_path
-from .settings import ConfigError, Overrides, fingerprint, merge, read_config
+from .settings import ConfigError, Overrides, fingerprint
 from .tokens import MemoryTokenStore, SqliteTokenStore
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "config.yaml"

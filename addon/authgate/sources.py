@@ -37,8 +37,10 @@ from typing import NamedTuple
 
 from . import tokens as _tokens
 from .appconfig import AppConfig, find_app_config, read_app_config
-from .settings import (FileConfig, Overrides, Settings, apply_headless, fingerprint, generate_key, merge,
-                       read_config, write_key)
+from .config_edit import write_key
+from .config_read import merge, read_config
+from .headless import apply_headless
+from .settings import FileConfig, Overrides, Settings, fingerprint, generate_key
 
 log = logging.getLogger("authgate")
 

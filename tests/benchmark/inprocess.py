@@ -20,7 +20,8 @@ def bench_decision(quick: bool) -> dict:
         sys.path.insert(0, str(ADDON_DIR))
     from authgate import explain
     from authgate.decision import RequestView, decide
-    from authgate.settings import FileConfig, Overrides, merge, parse_upstream
+    from authgate.config_read import merge
+    from authgate.settings import FileConfig, Overrides, parse_upstream
 
     upstream = parse_upstream("http://127.0.0.1:8046", "bench", "upstream.url")
     strict = merge(FileConfig(auth_mode="strict", api_key=API_KEY, upstream=upstream), Overrides(), "bench")
