@@ -6,7 +6,7 @@ one says it is valid again.
 
 On the event loop, `stale()` and `await refresh()` re-read the files in a
 worker thread: they are read and parsed off the loop, so a slow or huge file
-never stops the gate from answering others (settings.read_text refuses what is
+never stops the gate from answering others (config_read.read_text refuses what is
 not a small regular file anyway). No mitmproxy import.
 """
 from __future__ import annotations
