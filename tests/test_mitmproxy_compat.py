@@ -1,9 +1,10 @@
-"""mitmproxy_compat (authgate/mitmproxy_compat.py): the gate's only touches of mitmproxy internals."""
+"""mitmproxy_compat (the package authgate/mitmproxy_compat/): the gate's only touches of mitmproxy internals."""
 
 from mitmproxy.net.http import status_codes
 from mitmproxy.proxy.layers.http import _http1
 
 from authgate import mitmproxy_compat
+from authgate.mitmproxy_compat import http1_guards  # its table of wrappers in place, read by one test
 
 
 def test_error_answer_wrapper_installs_once_and_uninstalls():
@@ -55,7 +56,7 @@ def test_a_missing_internal_is_a_warning_not_a_failure(monkeypatch, caplog):
     try:
         assert mitmproxy_compat.install() is False
         assert "this mitmproxy has no Http1Connection.wait" in caplog.text
-        assert ("Http1Server", "send") in mitmproxy_compat._originals  # the others are in place
+        assert ("Http1Server", "send") in http1_guards._originals  # the others are in place
     finally:
         mitmproxy_compat.uninstall()
 

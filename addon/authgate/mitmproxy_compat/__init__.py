@@ -1,0 +1,45 @@
+"""Every touch of mitmproxy internals, and everything that differs by mitmproxy
+version, in one place (11.0 to 12.3). The gate's addons call these, always as
+``mitmproxy_compat.X`` through this module, and never reach into mitmproxy
+themselves. If a release moves one of them, the gate warns (or falls back) and
+the tests that exercise it fail at once.
+
+* ``listener``: listener start-up (``hold_start``, ``start_listeners``) and a
+  listener that failed (``watch_listen_errors``). On Python 3.12+ mitmproxy's
+  eager task factory binds its default ``*:8080`` proxy before a ``-s`` script
+  loads (11.0.2, 11.1.3 and 12.3.1 alike; not on 3.11): the gate cancels that
+  start-up and brings its own listeners up in ``running``.
+* ``http1_guards``: the wrappers on mitmproxy's HTTP/1 layer (``install``,
+  ``uninstall``). The gate's answer instead of mitmproxy's HTML error page
+  (``answer_instead``, ``forget``; ``ResponseProtocolError.code`` is an int up
+  to 11.1, an ``ErrorCode`` enum from 12.0: ``error_page_status``), and the
+  guards on trailers, chunked bodies, request heads and what a client sends
+  ahead (``configure_guards``, ``HEAD_LIMIT``, ``PIPELINED_LIMIT``, ``REFUSED``).
+* ``connections``: the live connections through the proxyserver addon's
+  handlers: ``cut`` (an upstream connection), ``answer_now`` (at the request
+  headers, before any body), ``close_client`` and ``close_leaked`` (a socket
+  11.1+ on Python 3.12+ leaves open).
+* ``web``: mitmweb (``web_app``, ``web_has_password``: the token or password of
+  11.1.2+; ``stylesheet``: ``static/app.css`` up to 11.1,
+  ``static/index-<hash>.css`` from 12.0).
+* ``options``: options shown as in force (``explicit``, ``show_option``,
+  ``follow_default``, ``announce``) through ``_Option`` (11.0 to 12.3 alike).
+* ``contentview``: ``add_contentview``, ``remove_contentview`` (11.x
+  ``contentviews.View``, 12.x the ``Contentview`` protocol) and mitmweb's
+  @focus (``focus``).
+"""
+
+from .connections import answer_now, close_client, close_leaked, cut
+from .contentview import add_contentview, focus, remove_contentview
+from .http1_guards import (HEAD_LIMIT, PIPELINED_LIMIT, REFUSED, answer_instead, configure_guards,
+                           error_page_status, forget, install, uninstall)
+from .listener import hold_start, start_listeners, unwatch_listen_errors, watch_listen_errors
+from .options import announce, explicit, follow_default, show_option
+from .web import stylesheet, web_app, web_has_password
+
+__all__ = [
+    "HEAD_LIMIT", "PIPELINED_LIMIT", "REFUSED", "add_contentview", "announce", "answer_instead", "answer_now",
+    "close_client", "close_leaked", "configure_guards", "cut", "error_page_status", "explicit", "focus",
+    "follow_default", "forget", "hold_start", "install", "remove_contentview", "show_option", "start_listeners",
+    "stylesheet", "uninstall", "unwatch_listen_errors", "watch_listen_errors", "web_app", "web_has_password",
+]
