@@ -17,24 +17,17 @@ FAQ says. --lang: the lesson in one of the FAQ's five languages.
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
 import os
-import re
-import subprocess
 import sys
-import tempfile
-import threading
-import time
 import unicodedata
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-import demo_upstream
+import lesson_run
 from authgate import explain
 from authgate.settings import fingerprint, generate_key
 
-HERE = Path(__file__).resolve().parent
 ANY = object()
 
 
@@ -97,16 +90,8 @@ LESSON = (
 )
 
 
-@dataclass
-class Gate:
-    """mitmdump with the addon, on a free loopback port, its output collected."""
-
-    config: Path
-    upstream_port: int
-    key: str
-    port: int = 0
-    output: list[str] = field(default_factory=list)
-    proc: subprocess.Popen | None = None
+class Gate(lesson_run.Gate):
+    """The gate on a config.yaml the lesson rewrites for each scenario."""
 
     def write(self, s: Scenario) -> None:
         key = "" if s.empty_key else self.key
@@ -116,62 +101,11 @@ class Gate:
         tmp.write_text(text)
         os.replace(tmp, self.config)  # one atomic edit: the gate sees it on the next request
 
-    def start(self) -> None:
-        mitmdump = Path(sys.executable).with_name("mitmdump")
-        # An explicit --mode pins the listener to loopback on a free port even when a
-        # scenario sets allow_lan_access: true (explicit flags win over the file). Not
-        # --listen-host: on Python 3.12+ that makes mitmproxy bind its default listener
-        # (127.0.0.1:8080) before the gate loads (README, "Supported versions").
-        self.proc = subprocess.Popen(
-            [str(mitmdump if mitmdump.exists() else "mitmdump"), "-s", str(HERE / "auth.py"),
-             "--set", f"auth_config={self.config}",
-             "--mode", f"reverse:http://127.0.0.1:{self.upstream_port}@127.0.0.1:0",
-             "--set", "flow_detail=0"],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
-        threading.Thread(target=self._read, daemon=True).start()
-        deadline = time.monotonic() + 20
-        while not self.port:
-            if time.monotonic() > deadline or self.proc.poll() is not None:
-                raise SystemExit("the gate did not start:\n" + "".join(self.output))
-            time.sleep(0.05)
-
-    def _read(self) -> None:
-        for line in self.proc.stdout:
-            self.output.append(line)
-            if m := re.search(r"listening at 127\.0\.0\.1:(\d+)", line):
-                self.port = int(m.group(1))
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-
     def send(self, s: Scenario, lang: str) -> tuple[int, dict]:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
-        try:
-            # bytes: a smart quote goes out as the UTF-8 a pasted key carries
-            headers = {name: value.replace("$KEY", self.key).encode() for name, value in s.headers}
-            headers["Accept-Language"] = lang
-            conn.request("GET", s.path, headers=headers)
-            resp = conn.getresponse()
-            resp.read()
-            return resp.status, _parse_gate_header(resp.getheader("x-auth-gate", ""))
-        finally:
-            conn.close()
-
-
-def _parse_gate_header(value: str) -> dict:
-    outcome, *pairs = [p.strip() for p in value.split(";")]
-    return {"outcome": outcome, **dict(p.split("=", 1) for p in pairs if "=" in p)}
-
-
-def curl_line(gate: Gate, s: Scenario) -> str:
-    parts = [f"curl -i http://127.0.0.1:{gate.port}{s.path}"]
-    parts += [f'-H "{name}: {value}"' for name, value in s.headers]
-    return " ".join(parts)
+        # bytes: a smart quote goes out as the UTF-8 a pasted key carries
+        headers = {name: value.replace("$KEY", self.key).encode() for name, value in s.headers}
+        status, seen, _ = self.get(s.path, headers, lang)
+        return status, seen
 
 
 def words(lang: str) -> dict:
@@ -209,58 +143,36 @@ def pad(text: str, width: int) -> str:
 
 
 def run(lang: str = "en", out=sys.stdout) -> int:
-    upstream = demo_upstream.serve("127.0.0.1", 0)
-    threading.Thread(target=upstream.serve_forever, daemon=True).start()
-    failures = 0
     w = words(lang)
-    with tempfile.TemporaryDirectory(prefix="faq-lesson-") as tmp:
-        gate = Gate(Path(tmp) / "config.yaml", upstream.server_address[1], generate_key())
+    cat = explain.CATALOGS[lang]
+
+    def scenario(s: Scenario) -> tuple[list[str], str, list[str]]:
+        (status, seen), logged = gate.exchange(s, lang)
+        wrong = check(s, status, seen, logged, lang)
+        winner = seen.get("winner", "-")
+        why = cat.reasons[seen["reason"]].label if seen.get("reason") in cat.reasons else "?"
+        for name in filter(None, seen.get("skipped", "").split(",")):
+            why += " · " + cat.phrases["skipped"].format(name=name)
+        if seen.get("shadowed"):
+            why += " · " + cat.phrases["shadowed_label"].format(name=seen["shadowed"])
+        step = w["pitfall"] if s.step == "pitfall" else s.step
+        row = (pad(step, 8) + pad(w["titles"].get(s.title, s.title), 62) + pad(str(status), 7)
+               + pad(seen.get("mode", "?"), 19) + pad(winner, 16) + why)
+        lines = [lesson_run.curl_line(gate, s)] + ([w["log"].format(line=s.log)] if s.log and logged else [])
+        return wrong, row, lines
+
+    def make_gate(tmp: Path, upstream_port: int) -> Gate:
+        gate = Gate(tmp / "config.yaml", upstream_port, generate_key())
         gate.write(LESSON[0])
-        try:
-            gate.start()
-            cat = explain.CATALOGS[lang]
-            print(w["intro"].format(port=gate.port, upstream=gate.upstream_port, fingerprint=fingerprint(gate.key))
-                  + "\n", file=out)
-            print("   " + pad(w["col_step"], 8) + pad(w["col_scenario"], 62) + pad(w["col_status"], 7)
-                  + pad(w["col_mode"], 19) + pad(w["col_winner"], 16) + w["col_why"], file=out)
-            for s in LESSON:
-                gate.write(s)
-                seen_lines = len(gate.output)
-                status, seen = gate.send(s, lang)
-                logged = s.log is None or _wait_for(lambda: any(s.log in line for line in gate.output[seen_lines:]))
-                wrong = check(s, status, seen, logged, lang)
-                failures += bool(wrong)
-                winner = seen.get("winner", "-")
-                why = cat.reasons[seen["reason"]].label if seen.get("reason") in cat.reasons else "?"
-                for name in filter(None, seen.get("skipped", "").split(",")):
-                    why += " · " + cat.phrases["skipped"].format(name=name)
-                if seen.get("shadowed"):
-                    why += " · " + cat.phrases["shadowed_label"].format(name=seen["shadowed"])
-                step = w["pitfall"] if s.step == "pitfall" else s.step
-                print(f"{'✗' if wrong else '✓'}  " + pad(step, 8) + pad(w["titles"].get(s.title, s.title), 62)
-                      + pad(str(status), 7) + pad(seen.get("mode", "?"), 19) + pad(winner, 16) + why, file=out)
-                print(f"{'':11}{curl_line(gate, s)}", file=out)
-                if s.log and logged:
-                    print(f"{'':11}" + w["log"].format(line=s.log), file=out)
-                for wrong_line in wrong:
-                    print(f"{'':11}!! {wrong_line}", file=out)
-        finally:
-            gate.stop()
-            upstream.shutdown()
-            upstream.server_close()
-    total = len(LESSON)
-    summary = w["summary_ok"] if not failures else w["summary_bad"]
-    print("\n" + summary.format(ok=total - failures, total=total, bad=failures), file=out)
-    return 1 if failures else 0
+        return gate
 
-
-def _wait_for(predicate, timeout: float = 3.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return predicate()
+    with lesson_run.upstream_and_gate("faq-lesson-", make_gate) as gate:
+        print(w["intro"].format(port=gate.port, upstream=gate.upstream_port, fingerprint=fingerprint(gate.key))
+              + "\n", file=out)
+        print("   " + pad(w["col_step"], 8) + pad(w["col_scenario"], 62) + pad(w["col_status"], 7)
+              + pad(w["col_mode"], 19) + pad(w["col_winner"], 16) + w["col_why"], file=out)
+        failures = lesson_run.walk(LESSON, scenario, 11, out)
+    return lesson_run.summary(len(LESSON), failures, w["summary_ok"], w["summary_bad"], out)
 
 
 def main() -> None:

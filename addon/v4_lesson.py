@@ -16,19 +16,15 @@ v4.5.8's code.
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
 import sqlite3
 import sys
-import tempfile
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import demo_upstream
-import faq_lesson
+import lesson_run
 from authgate import explain, tokens
 from authgate.settings import fingerprint, generate_key
 
@@ -119,7 +115,7 @@ def make_token_db(path: Path) -> None:
         conn.close()
 
 
-class Gate(faq_lesson.Gate):
+class Gate(lesson_run.Gate):
     """The gate on a config.yaml that names the app's gui_config.json beside it."""
 
     def write(self, s: Scenario) -> None:
@@ -134,18 +130,10 @@ class Gate(faq_lesson.Gate):
         os.replace(tmp, path)  # one atomic save: the gate reads it on the next request
 
     def send(self, s: Scenario, lang: str) -> tuple[int, dict, str | None]:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
-        try:
-            headers = {n: v.replace("$KEY", self.key).replace("$PASSWORD", PASSWORD) for n, v in s.headers}
-            headers["Accept-Language"] = lang
-            conn.request("GET", s.path, headers=headers)
-            resp = conn.getresponse()
-            body = resp.read()
-            seen = faq_lesson._parse_gate_header(resp.getheader("x-auth-gate", ""))
-            message = json.loads(body)["error"]["message"] if resp.status == 403 else None
-            return resp.status, seen, message
-        finally:
-            conn.close()
+        headers = {n: v.replace("$KEY", self.key).replace("$PASSWORD", PASSWORD) for n, v in s.headers}
+        status, seen, body = self.get(s.path, headers, lang)
+        message = json.loads(body)["error"]["message"] if status == 403 else None
+        return status, seen, message
 
 
 def check(s: Scenario, status: int, seen: dict, message: str | None, logged: bool) -> list[str]:
@@ -163,53 +151,35 @@ def check(s: Scenario, status: int, seen: dict, message: str | None, logged: boo
     return wrong
 
 
-def curl_line(gate: Gate, s: Scenario) -> str:
-    return " ".join([f"curl -i http://127.0.0.1:{gate.port}{s.path}"] +
-                    [f'-H "{name}: {value}"' for name, value in s.headers])
-
-
 def run(lang: str = "en", out=sys.stdout) -> int:
-    upstream = demo_upstream.serve("127.0.0.1", 0)
-    threading.Thread(target=upstream.serve_forever, daemon=True).start()
-    failures = 0
-    with tempfile.TemporaryDirectory(prefix="v4-lesson-") as tmp:
-        config = Path(tmp) / "config.yaml"
+    cat = explain.CATALOGS[lang]
+
+    def scenario(s: Scenario) -> tuple[list[str], str, list[str]]:
+        (status, seen, message), logged = gate.exchange(s, lang)
+        wrong = check(s, status, seen, message, logged)
+        why = cat.reasons[seen["reason"]].label if seen.get("reason") in cat.reasons else "?"
+        row = f"{s.since:<9}{s.title:<76}{status:<7}{seen.get('token', '-'):<10}{why}"
+        lines = [lesson_run.curl_line(gate, s)] + ([f"403: {message}"] if message else []) + (
+            [f"log: {s.log}"] if s.log and logged else [])
+        return wrong, row, lines
+
+    def make_gate(tmp: Path, upstream_port: int) -> Gate:
+        config = tmp / "config.yaml"
         config.write_text(f"app_config: gui_config.json\nproxy:\n  port: 0\nupstream:\n"
-                          f"  url: http://127.0.0.1:{upstream.server_address[1]}\n")
-        make_token_db(Path(tmp) / "user_tokens.db")
-        gate = Gate(config, upstream.server_address[1], generate_key())
+                          f"  url: http://127.0.0.1:{upstream_port}\n")
+        make_token_db(tmp / "user_tokens.db")
+        gate = Gate(config, upstream_port, generate_key())
         gate.write(LESSON[0])
-        try:
-            gate.start()
-            cat = explain.CATALOGS[lang]
-            print(f"v4.5.8's auth layer against a live gate: 127.0.0.1:{gate.port} → upstream 127.0.0.1:"
-                  f"{gate.upstream_port}, reading the app's files in {tmp}: gui_config.json (saved between "
-                  f"scenarios, as the app saves it; KEY={fingerprint(gate.key)}, PASSWORD={fingerprint(PASSWORD)}, "
-                  f"throwaway) and user_tokens.db (read-only)\n", file=out)
-            print(f"   {'since':<9}{'scenario':<76}{'status':<7}{'token':<10}why", file=out)
-            for s in LESSON:
-                gate.write(s)
-                seen_lines = len(gate.output)
-                status, seen, message = gate.send(s, lang)
-                logged = s.log is None or faq_lesson._wait_for(
-                    lambda: any(s.log in line for line in gate.output[seen_lines:]))
-                wrong = check(s, status, seen, message, logged)
-                failures += bool(wrong)
-                why = cat.reasons[seen["reason"]].label if seen.get("reason") in cat.reasons else "?"
-                print(f"{'✗' if wrong else '✓'}  {s.since:<9}{s.title:<76}{status:<7}{seen.get('token', '-'):<10}"
-                      f"{why}", file=out)
-                print(f"{'':12}{curl_line(gate, s)}", file=out)
-                if message:
-                    print(f"{'':12}403: {message}", file=out)
-                if s.log and logged:
-                    print(f"{'':12}log: {s.log}", file=out)
-                for w in wrong:
-                    print(f"{'':12}!! {w}", file=out)
-        finally:
-            gate.stop()
-            upstream.shutdown()
-            upstream.server_close()
-    total = len(LESSON)
-    print(f"\n{total - failures} of {total} scenarios behave as v4.5.8's code says"
-          + ("." if not failures else f"; {failures} do not."), file=out)
-    return 1 if failures else 0
+        return gate
+
+    if lang != "en":  # only the why column has its words in every language
+        print(f"(--lang {lang}: the v4 lesson is shown in English; only its why column follows --lang.)\n", file=out)
+    with lesson_run.upstream_and_gate("v4-lesson-", make_gate) as gate:
+        print(f"v4.5.8's auth layer against a live gate: 127.0.0.1:{gate.port} → upstream 127.0.0.1:"
+              f"{gate.upstream_port}, reading the app's files in {gate.config.parent}: gui_config.json (saved "
+              f"between scenarios, as the app saves it; KEY={fingerprint(gate.key)}, "
+              f"PASSWORD={fingerprint(PASSWORD)}, throwaway) and user_tokens.db (read-only)\n", file=out)
+        print(f"   {'since':<9}{'scenario':<76}{'status':<7}{'token':<10}why", file=out)
+        failures = lesson_run.walk(LESSON, scenario, 12, out)
+    return lesson_run.summary(len(LESSON), failures, "{ok} of {total} scenarios behave as v4.5.8's code says.",
+                              "{ok} of {total} scenarios behave as v4.5.8's code says; {bad} do not.", out)
