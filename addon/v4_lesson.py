@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import lesson_run
-from authgate import explain, tokens
+from authgate import explain, token_db, tokens
 from authgate.settings import fingerprint, generate_key
 
 PASSWORD = "admin-" + generate_key()[3:15]  # a throwaway admin password
@@ -103,7 +103,7 @@ def make_token_db(path: Path) -> None:
             ("u-erin", "sk-user-erin", "erin", "never", None, 0, *CURFEW)]
     conn = sqlite3.connect(path)
     try:
-        for statement in tokens.SCHEMA:
+        for statement in token_db.SCHEMA:
             conn.execute(statement)
         conn.executemany("INSERT INTO user_tokens (id, token, username, expires_type, expires_at, max_ips, "
                          "curfew_start, curfew_end, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",

@@ -4,7 +4,7 @@
   save_app_config: `serde_json::to_string_pretty`, then `fs::write`, which
   truncates and rewrites the same file in place: same inode).
 - `make_token_db`: user_tokens.db built with the original's CREATE TABLE
-  statements (tokens.SCHEMA, user_token_db.rs:77-160), rows as the app inserts them.
+  statements (token_db.SCHEMA, user_token_db.rs:77-160), rows as the app inserts them.
 - `digest`, `snapshot_dir`: what the gate must never change.
 """
 
@@ -18,7 +18,7 @@ import time
 import uuid
 from pathlib import Path
 
-from authgate import tokens
+from authgate import token_db
 
 TOP = {"language": "en", "theme": "system", "auto_refresh": True, "refresh_interval": 15, "auto_sync": False,
        "sync_interval": 5}
@@ -50,7 +50,7 @@ def write_gui_config(path: Path, data: dict | None = None, **proxy) -> Path:
 def make_token_db(path: Path, rows=(), bindings=()) -> Path:
     """rows: dicts of user_tokens columns (id, token, username at least); bindings: (token_id, ip)."""
     conn = sqlite3.connect(path)
-    for statement in tokens.SCHEMA:
+    for statement in token_db.SCHEMA:
         conn.execute(statement)
     for row in rows:
         values = {"description": None, "enabled": 1, "expires_type": "never", "expires_at": None, "max_ips": 0,

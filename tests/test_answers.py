@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from authgate import answers, explain
+from authgate import answers, error_bodies, explain
 from authgate.decision import RequestView, decide
 from authgate.tokens import MemoryTokenStore, TokenRow, TokenStoreError
 from policy import KEY, Policy
@@ -83,9 +83,9 @@ def test_401_explained_speaks_the_dialect_and_500_too():
 def test_faq_denial_is_unchanged():
     d = decide(RequestView("GET", "/v1/models", ((b"x-api-key", b"sk-wrong"),)), Policy())
     a = answers.denial(d, "/v1/models", "en")
-    assert a.status == 401 and a.body == explain.denial_body(d, "/v1/models", "en")
+    assert a.status == 401 and a.body == error_bodies.denial_body(d, "/v1/models", "en")
     assert a.headers == (("content-type", "application/json"), ("access-control-allow-origin", "*"),
-                         ("content-language", "en"), ("www-authenticate", explain.www_authenticate(d)))
+                         ("content-language", "en"), ("www-authenticate", error_bodies.www_authenticate(d)))
     assert "surface" not in json.loads(a.body)["auth_gate"]  # a faq record keeps its fields exactly
     assert answers.denial(d, "/", explained=False) == (401, (("access-control-allow-origin", "*"),), b"")
 
@@ -166,9 +166,9 @@ def test_allowed_quirks_are_explained_in_the_trace():
 
 def test_x_auth_gate_header_names_the_token_verdict():
     d = run(("x-api-key", "sk-x"))
-    assert explain.header_value(explain.detail(d)) == \
+    assert error_bodies.header_value(explain.detail(d)) == \
         "deny; mode=strict; winner=x-api-key; reason=mismatch; token=unknown"
-    assert explain.header_value(explain.detail(run(path="/api/logs"))).endswith("reason=missing; surface=admin")
+    assert error_bodies.header_value(explain.detail(run(path="/api/logs"))).endswith("reason=missing; surface=admin")
 
 
 @pytest.mark.parametrize("lang", explain.LANGUAGES)

@@ -1,5 +1,5 @@
 """Live: real `mitmdump -s addon/auth.py` pointed at the app's own files, on ephemeral loopback
-ports. A real user_tokens.db (the original's CREATE TABLE statements, tokens.SCHEMA) and a real
+ports. A real user_tokens.db (the original's CREATE TABLE statements, token_db.SCHEMA) and a real
 gui_config.json saved the way the app saves it while the gate runs: a mode change and a key
 Regenerate apply to the next request, new rows in the database at once, and the gate changes
 neither file nor anything else in the app's folder. Every process is stopped at the end.

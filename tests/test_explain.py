@@ -1,10 +1,10 @@
-"""The words: comment lines, 401 bodies in each SDK's dialect, traces. No key leaks."""
+"""The words: comment lines, 401 messages, traces, in five languages. No key leaks."""
 
 import json
 
 import pytest
 
-from authgate import explain
+from authgate import error_bodies, explain
 from authgate.decision import RequestView, decide
 from policy import KEY, Policy
 
@@ -42,32 +42,6 @@ def test_comment_for_local_answers():
     assert explain.comment(run(method="POST", path="/healthz", auth_mode="off")).startswith("405 · off")
 
 
-@pytest.mark.parametrize("headers, path, kind", [
-    ((("Authorization", "Bearer x"),), "/v1/chat/completions", "openai"),
-    ((), "/v1/models", "openai"),
-    ((("x-api-key", "x"),), "/v1/models", "anthropic"),
-    ((), "/v1/messages", "anthropic"),
-    ((("x-goog-api-key", "x"),), "/v1/models", "google"),
-    ((), "/v1beta/models/gemini:generateContent", "google"),
-    # x-api-key and x-goog-api-key decide before the path does; Authorization does not
-    # (anthropic 2 sends Authorization: Bearer too), so the path decides there
-    ((("x-api-key", "x"),), "/v1beta/models/gemini:generateContent", "anthropic"),
-    ((("Authorization", "Bearer x"),), "/v1/messages", "anthropic"),
-    ((), "/v1/models/gemini:generateContent", "google"),  # google-genai 3 calls /v1/
-])
-def test_401_body_speaks_the_clients_dialect(headers, path, kind):
-    d = run(*headers, path=path)
-    body = json.loads(explain.denial_body(d, path))
-    assert body["auth_gate"]["reason"] == d.reason
-    if kind == "anthropic":
-        assert body["type"] == "error" and body["error"]["type"] == "authentication_error"
-    elif kind == "google":
-        assert body["error"]["code"] == 401 and body["error"]["status"] == "UNAUTHENTICATED"
-    else:
-        assert body["error"]["code"] == "invalid_api_key" and body["error"]["type"] == "invalid_request_error"
-    assert "Fix: " in body["error"]["message"]
-
-
 @pytest.mark.parametrize("headers, policy, words", [
     ((("Authorization", "Bearer sk-old"), ("x-api-key", KEY)), {},
      ["Authorization won (x-api-key ignored)", "x-api-key holds the right key", "Remove Authorization"]),
@@ -96,17 +70,11 @@ def test_no_key_in_any_text():
         run(("x-api-key", KEY)),
     ]
     for d in cases:
-        texts = [explain.comment(d), explain.message(d), explain.denial_body(d, "/").decode(),
+        texts = [explain.comment(d), explain.message(d), error_bodies.denial_body(d, "/").decode(),
                  json.dumps(explain.detail(d)), explain.trace(d, "GET", "/v1/models")]
         for t in texts:
             assert KEY not in t
             assert KEY[3:-4] not in t  # not even the middle of it
-
-
-def test_www_authenticate_follows_rfc_6750():
-    assert explain.www_authenticate(run()) == 'Bearer realm="antigravity-proxy"'
-    assert explain.www_authenticate(run(("x-api-key", "bad"))) == \
-        'Bearer realm="antigravity-proxy", error="invalid_token"'
 
 
 def test_trace_walks_the_chain():
@@ -194,13 +162,6 @@ def test_every_language_has_the_lessons_words():
                 assert _placeholders(lesson[key]) == _placeholders(text), (lang, key)
 
 
-def test_the_header_says_which_non_ascii_header_was_skipped():
-    d = decide(RequestView("GET", "/v1/models", ((b"Authorization", "Bearer \u201csk-x\u201d".encode()),
-                                                 (b"x-goog-api-key", KEY.encode()))), Policy())
-    assert explain.header_value(explain.detail(d)) == \
-        "allow; mode=strict; winner=x-goog-api-key; reason=key_ok; skipped=Authorization"
-
-
 # ---- refused before auth (issue #11): which header and why, never its value
 
 def test_a_refused_header_value_is_explained_without_the_value():
@@ -210,11 +171,11 @@ def test_a_refused_header_value_is_explained_without_the_value():
     msg = explain.message(d)
     assert msg.startswith("The auth gate refused this request (400) before any auth check. The value of X-Foo")
     assert msg.endswith("Fix: Remove the control character from X-Foo: a header value is one line of text (tab allowed).")
-    body = json.loads(explain.bad_request_body(d, "/v1/messages"))
+    body = json.loads(error_bodies.bad_request_body(d, "/v1/messages"))
     assert body["error"]["type"] == "invalid_request_error" and body["type"] == "error"  # Anthropic's path
     assert body["auth_gate"]["headers"] == {"X-Foo": "header_control_byte"} and KEY not in json.dumps(body)
     assert "a\rb" not in json.dumps(body) and "a\\rb" not in json.dumps(body)
-    assert explain.header_value(explain.detail(d)) == "deny; mode=strict; winner=-; reason=header_control_byte"
+    assert error_bodies.header_value(explain.detail(d)) == "deny; mode=strict; winner=-; reason=header_control_byte"
     d = decide(RequestView("GET", "/", ((b"X-Foo", b"a\r\n b"),)), Policy("off"))
     for lang in explain.LANGUAGES:
         assert "X-Foo" in explain.comment(d, lang) and "X-Foo" in explain.message(d, lang)

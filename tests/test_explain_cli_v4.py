@@ -4,7 +4,7 @@ import sqlite3
 
 import pytest
 
-from authgate import explain_cli, tokens
+from authgate import explain_cli, token_db
 
 KEY = "sk-0123456789abcdef0123456789abcdef"
 
@@ -58,7 +58,7 @@ def test_v4_admin_password_and_admin_routes(config):
 def test_v4_reads_the_apps_database_read_only(config, tmp_path):
     db = tmp_path / "user_tokens.db"
     conn = sqlite3.connect(db)
-    for statement in tokens.SCHEMA:
+    for statement in token_db.SCHEMA:
         conn.execute(statement)
     conn.execute("INSERT INTO user_tokens (id, token, username, enabled, expires_type, expires_at, max_ips, "
                  "created_at, updated_at) VALUES ('u', 'sk-db', 'bob', 1, 'day', 100, 0, 1, 1)")

@@ -8,7 +8,7 @@ it shares no code with it. Hypothesis throws random header sets at both
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from authgate import explain
+from authgate import error_bodies, explain
 from authgate.decision import RequestView, decide
 from policy import Policy
 
@@ -101,7 +101,7 @@ def test_decision_agrees_with_the_model(case):
     if d.auth_required:
         assert d.winner == winner
     # and the words never fail, never carry the key
-    texts = explain.comment(d) + explain.denial_body(d, path).decode() + explain.trace(d, method, path)
+    texts = explain.comment(d) + error_bodies.denial_body(d, path).decode() + explain.trace(d, method, path)
     if len(key) > 8:
         assert key not in texts
 
@@ -113,7 +113,7 @@ def test_decision_agrees_with_the_model(case):
        st.sampled_from(KEYS))
 def test_decision_never_raises(method, path, headers, mode, lan, key):
     d = decide(RequestView(method, path, tuple(headers)), Policy(mode, lan, key))
-    explain.comment(d), explain.denial_body(d, path), explain.trace(d, method, path)
+    explain.comment(d), error_bodies.denial_body(d, path), explain.trace(d, method, path)
 
 
 # ---- profile v4: v4.5.8's auth layer, stated again from the notes' reference sketch
@@ -254,4 +254,4 @@ def test_v4_decision_agrees_with_the_notes_model(case):
 def test_v4_decision_never_raises(method, path, headers, mode, lan, key, pwd, now):
     store = MemoryTokenStore([TokenRow("t", "sk-t", "u", max_ips=1, curfew_start="22:00", curfew_end="06:00")])
     d = decide(RequestView(method, path, tuple(headers)), Policy(mode, lan, key, "v4", pwd), store, now)
-    explain.comment(d), explain.denial_body(d, path), explain.trace(d, method, path), explain.detail(d)
+    explain.comment(d), error_bodies.denial_body(d, path), explain.trace(d, method, path), explain.detail(d)

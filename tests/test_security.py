@@ -24,7 +24,7 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
-import authgate.decision as decision
+import authgate.key_headers as key_headers
 from authgate.decision import RequestView, decide
 from authgate.settings import fingerprint
 from live import (ADDON, IO_TIMEOUT, WEB_HAS_AUTH, Gates, Process, Recorder, closed_port, config_text, raw_exchange,
@@ -238,13 +238,13 @@ def _view(*headers: tuple[bytes, bytes]) -> RequestView:
 
 def test_key_comparison_is_hmac_compare_digest(monkeypatch):
     calls: list[tuple] = []
-    real = decision.hmac.compare_digest
+    real = key_headers.hmac.compare_digest
 
     def spy(a, b):
         calls.append((a, b))
         return real(a, b)
 
-    monkeypatch.setattr(decision.hmac, "compare_digest", spy)
+    monkeypatch.setattr(key_headers.hmac, "compare_digest", spy)
 
     d = decide(_view((b"Authorization", b"Bearer " + K)), POLICY)
     assert d.allowed and d.reason == "key_ok"
@@ -261,9 +261,9 @@ def test_key_comparison_is_hmac_compare_digest(monkeypatch):
     assert (WRONG, K) in calls and (K, K) in calls  # the shadow check compares in constant time too
 
     # The comparison alone decides: no other equality test stands beside it.
-    monkeypatch.setattr(decision.hmac, "compare_digest", lambda a, b: True)
+    monkeypatch.setattr(key_headers.hmac, "compare_digest", lambda a, b: True)
     assert decide(_view((b"x-api-key", WRONG)), POLICY).allowed
-    monkeypatch.setattr(decision.hmac, "compare_digest", lambda a, b: False)
+    monkeypatch.setattr(key_headers.hmac, "compare_digest", lambda a, b: False)
     assert not decide(_view((b"Authorization", b"Bearer " + K)), POLICY).allowed
 
 

@@ -6,9 +6,9 @@ explanations are on:
 
 * `denial(d, path, lang, explained)`: the answer to a denied Decision.
   - 400 (a header value the original's parser refuses): its 400 is empty. Explained:
-    which header and why, never the value (explain.bad_request_body).
+    which header and why, never the value (error_bodies.bad_request_body).
   - 401: the original's is empty (auth.rs, StatusCode::into_response). Explained:
-    the gate's JSON 401 in the client's SDK dialect (explain.denial_body).
+    the gate's JSON 401 in the client's SDK dialect (error_bodies.denial_body).
   - 403 (v4, user-token rejection, auth.rs:211-228): the original's body,
     compact, `{"error":{"message":...,"type":"token_rejected","code":"token_rejected"}}`
     with `Content-Type: application/json`; explained, `auth_gate` sits beside
@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 from typing import NamedTuple
 
-from . import explain
+from . import error_bodies, explain
 from .decision import Decision
 from .tokens import INVALID_TOKEN
 
@@ -58,7 +58,7 @@ def denial(d: Decision, path: str, lang: str = "en", explained: bool = True) -> 
     if d.status == 400:  # refused before any auth, as httparse does (its 400 has no body)
         if not explained:
             return Answer(400, (CORS,), b"")
-        return Answer(400, (JSON, CORS, ("content-language", lang)), explain.bad_request_body(d, path, lang))
+        return Answer(400, (JSON, CORS, ("content-language", lang)), error_bodies.bad_request_body(d, path, lang))
     if d.status == 403:
         body = token_rejected(d.rejection or INVALID_TOKEN)
         if explained:
@@ -67,9 +67,9 @@ def denial(d: Decision, path: str, lang: str = "en", explained: bool = True) -> 
     if not explained:
         return Answer(d.status or 401, (CORS,), b"")
     if d.status == 500:
-        return Answer(500, (JSON, CORS, ("content-language", lang)), explain.store_error_body(d, path, lang))
-    return Answer(401, (JSON, CORS, ("content-language", lang), ("www-authenticate", explain.www_authenticate(d))),
-                  explain.denial_body(d, path, lang))
+        return Answer(500, (JSON, CORS, ("content-language", lang)), error_bodies.store_error_body(d, path, lang))
+    return Answer(401, (JSON, CORS, ("content-language", lang), ("www-authenticate", error_bodies.www_authenticate(d))),
+                  error_bodies.denial_body(d, path, lang))
 
 
 def health_body(profile: str, version: str) -> bytes:

@@ -65,7 +65,7 @@ class AppConfig:
 
     @property
     def token_db(self) -> str:
-        """The app's user-token database: open it with tokens.SqliteTokenStore (read-only)."""
+        """The app's user-token database: open it with token_db.SqliteTokenStore (read-only)."""
         return str(Path(self.data_dir) / TOKEN_DB)
 
     def apply_to(self, cfg: FileConfig) -> FileConfig:

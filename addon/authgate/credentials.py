@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 from urllib.parse import unquote_to_bytes
 
-from .decision import KEY_HEADERS
+from .key_headers import KEY_HEADERS
 from .settings import fingerprint
 
 STRIPPED_HEADERS = (*KEY_HEADERS, "Proxy-Authorization", "X-Forwarded-Authorization")

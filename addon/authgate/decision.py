@@ -3,7 +3,8 @@
 `decide(view, policy)` reproduces Antigravity Tools' `auth_middleware()`:
 OPTIONS bypass, effective mode (auto through allow_lan_access), the /healthz
 exemption, denial when api_key is empty, then the key read from the first
-present header among Authorization, x-api-key, x-goog-api-key.
+present header among Authorization, x-api-key, x-goog-api-key (read as
+key_headers.py reads it).
 
 That is `profile: faq`. `profile: v4` is v4.5.8 rule for rule (admin routes,
 admin_password, user tokens, /internal/, 403 and 500): see v4.py; decide()
@@ -15,31 +16,17 @@ table-tested row by row and costs microseconds per request.
 
 from __future__ import annotations
 
-import hmac
-import re
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol
+
+from .key_headers import (VALUE_BYTES, failure_reason, find_shadowed, first_values, malformed_header, matches,
+                          read_key)
+from .v4_admin import admin_path
 
 MODES = ("off", "strict", "all_except_health", "auto")
 # faq: the behaviour the FAQ describes. v4: v4.5.8 exactly (v4.py).
 PROFILES = ("faq", "v4")
 HEALTH_PATHS = {"faq": ("/healthz",), "v4": ("/healthz", "/health")}  # v4: the proxy routes' own
-
-# Priority order of the key headers; names as the FAQ writes them.
-KEY_HEADERS = ("Authorization", "x-api-key", "x-goog-api-key")
-_KEY_HEADERS_LOWER = {name.lower().encode(): name for name in KEY_HEADERS}
-_BEARER = b"Bearer "
-
-# The http crate's HeaderValue::to_str() accepts only visible ASCII and tab;
-# anything else makes the original treat the header as absent.
-_NOT_VISIBLE_ASCII = re.compile(rb"[^\t\x20-\x7e]")
-# httparse (hyper's HTTP/1 parser, under the original) accepts in a header value
-# tab, space, visible ASCII and the bytes 0x80-0xFF; any other byte (CR, LF, NUL,
-# 0x01-0x08, 0x0A-0x1F, DEL) and an obs-fold line make it answer 400 before any
-# middleware runs. mitmproxy checks none of it: it joins a folded line into the
-# value as "\r\n " and passes every byte on.
-_VALUE_BYTES = bytes([9, *range(0x20, 0x7F), *range(0x80, 0x100)])
-_NAME_SHOWN = 64  # characters of a refused header's name that the explanation quotes
 
 
 class Policy(Protocol):
@@ -168,71 +155,22 @@ def is_health_path(path: str, profile: str = "faq") -> bool:
     return path.partition("?")[0] in HEALTH_PATHS[profile]
 
 
-def _route(method: str, path: str, profile: str) -> str:
-    if not is_health_path(path, profile):
+def route_for(method: str, health: bool) -> str:
+    """What answers an allowed request to a health path (GET and HEAD; any other
+    method gets the route's 405) or to any other path (the upstream)."""
+    if not health:
         return "upstream"
     return "health" if method in ("GET", "HEAD") else "method_not_allowed"
 
 
-_ROUTE_STATUS = {"preflight": 200, "health": 200, "method_not_allowed": 405, "upstream": None}
-
-
-def _first_values(headers: tuple[tuple[bytes, bytes], ...]) -> dict[str, bytes]:
-    """First value of each key header present (names are case-insensitive)."""
-    found: dict[str, bytes] = {}
-    for name, value in headers:
-        canonical = _KEY_HEADERS_LOWER.get(name.lower())
-        if canonical is not None and canonical not in found:
-            found[canonical] = value
-    return found
-
-
-def _read_key(found: dict[str, bytes]):
-    """The original's extraction chain: the first usable header wins."""
-    states: list[tuple[str, str]] = []
-    winner = key = form = None
-    for name in KEY_HEADERS:
-        value = found.get(name)
-        if value is None:
-            states.append((name, "absent"))
-        elif winner is not None:
-            states.append((name, "ignored"))
-        elif _NOT_VISIBLE_ASCII.search(value):
-            states.append((name, "non_ascii"))
-        else:
-            states.append((name, "won"))
-            winner = name
-            if name != "Authorization":
-                key, form = value, "plain"
-            elif value.startswith(_BEARER):
-                key, form = value[len(_BEARER):], "bearer"
-            else:
-                key, form = value, "whole"
-    return winner, key, form, tuple(states)
-
-
-def _failure_reason(key: bytes, form: str) -> str:
-    """Why a presented key that does not match failed, by its shape."""
-    if form == "whole":
-        if key.strip() in (b"", b"Bearer"):
-            return "empty_value"
-        if key[:7].lower() == b"bearer " or key.lower() == b"bearer":
-            return "bearer_lowercase"
-        if key.startswith(b"Bearer"):
-            return "bearer_no_space"
-        return "mismatch"
-    if not key.strip():
-        return "empty_value"
-    if form == "bearer" and key[:1] in (b" ", b"\t"):
-        return "bearer_extra_space"
-    return "mismatch"
+ROUTE_STATUS = {"preflight": 200, "health": 200, "method_not_allowed": 405, "upstream": None}
 
 
 def decide(view: RequestView, policy: Policy, tokens=None, now: float | None = None) -> Decision:
     """The decision for one request. `tokens` (a tokens.TokenStore) and `now`
     (Unix seconds, for token expiry and curfew; the clock when None) are read
     by profile v4 only; without a store no user token exists."""
-    if b"".join([value for _, value in view.headers]).translate(None, _VALUE_BYTES):
+    if b"".join([value for _, value in view.headers]).translate(None, VALUE_BYTES):
         return _malformed(view, policy)  # a byte httparse refuses: one translate() finds it
     profile = policy.profile
     if profile == "v4":
@@ -244,25 +182,15 @@ def decide(view: RequestView, policy: Policy, tokens=None, now: float | None = N
     # CORS preflight passes whatever the mode, before anything else.
     if view.method == "OPTIONS":
         return Decision(True, "preflight", 200, mode, effective, lan, False, "preflight", None, None, (), None, None)
-    route = _route(view.method, view.path, profile)
+    route = route_for(view.method, is_health_path(view.path, profile))
     if effective == "off":
         reason = "auth_off"
     elif effective == "all_except_health" and route != "upstream":
         reason = "health_exempt"
     else:
         return _check_key(view, policy, route, mode, effective, lan)
-    return Decision(True, route, _ROUTE_STATUS[route], mode, effective, lan, False, reason,
+    return Decision(True, route, ROUTE_STATUS[route], mode, effective, lan, False, reason,
                     None, None, (), None, None)
-
-
-def malformed_header(headers) -> tuple[str, str] | None:
-    """(name, reason) of the first header value the original's parser refuses:
-    header_obs_fold (a continuation line) or header_control_byte; None when none."""
-    for name, value in headers:
-        if value.translate(None, _VALUE_BYTES):
-            shown = name[:_NAME_SHOWN].decode("latin-1").encode("unicode_escape").decode("ascii")
-            return shown, "header_obs_fold" if b"\r\n " in value or b"\r\n\t" in value else "header_control_byte"
-    return None
 
 
 def _malformed(view: RequestView, policy: Policy) -> Decision:
@@ -272,38 +200,27 @@ def _malformed(view: RequestView, policy: Policy) -> Decision:
     record = (False, "bad_request", 400, mode, effective_mode(mode, lan), lan, False, reason,
               None, None, ((name, reason),), None, None)
     if policy.profile == "v4":
-        surface = "proxy" if _v4.admin_path(view.path.partition("?")[0]) is None else "admin"
+        surface = "proxy" if admin_path(view.path.partition("?")[0]) is None else "admin"
         return V4Decision(*record, facts=V4Facts(surface=surface))
     return Decision(*record)
 
 
 def _check_key(view: RequestView, policy: Policy, route: str, mode: str, effective: str, lan: bool) -> Decision:
     """Auth is required: read the key from the first usable header and compare."""
-    found = _first_values(view.headers)
-    winner, key, form, states = _read_key(found)
+    found = first_values(view.headers)
+    winner, key, form, states = read_key(found)
     expected = policy.api_key.encode("ascii")
     if not expected:
         reason = "empty_api_key"
     elif key is None:
         reason = "non_ascii" if found else "missing"
-    elif _matches(key, expected):
-        return Decision(True, route, _ROUTE_STATUS[route], mode, effective, lan, True, "key_ok",
+    elif matches(key, expected):
+        return Decision(True, route, ROUTE_STATUS[route], mode, effective, lan, True, "key_ok",
                         winner, form, states, None, key)
     else:
-        reason = _failure_reason(key, form)
-    shadowed = None
-    if expected:
-        for name, state in states:
-            if state == "ignored" and _matches(found[name], expected):
-                shadowed = name
-                break
+        reason = failure_reason(key, form)
     return Decision(False, "denied", 401, mode, effective, lan, True, reason,
-                    winner, form, states, shadowed, key)
-
-
-def _matches(presented: bytes, expected: bytes) -> bool:
-    # Constant time: the comparison must not tell an attacker how much matched.
-    return hmac.compare_digest(presented, expected)
+                    winner, form, states, find_shadowed(states, found, expected) if expected else None, key)
 
 
 # Last: v4.py reads the helpers above (its import of this module finds them defined).

@@ -1,4 +1,5 @@
-"""Decision -> words: the flow comment, the 401 body, the multi-line trace.
+"""Decision -> words: the flow comment, the 401 body's message, the detail
+record, the multi-line trace; the language catalogs they are written from.
 
 The FAQ's pitfalls table, turned into data: `locales/<lang>.json` holds, per
 reason code, a short label (for the comment column), why it happened and how
@@ -7,12 +8,13 @@ Profile v4 adds its reason codes (admin routes, user tokens) and notes: the
 original's quirks and the gate's one deliberate difference, pointed out
 where they apply (`note_<code>` phrases).
 Every text here is built from the decision record; none holds a full key.
+The shapes these words go out in (each SDK's error body, the headers) are
+error_bodies.py's; shadow mode's verdict lines are verdict.py's.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import NamedTuple
 
@@ -20,14 +22,12 @@ from . import v4
 from .credentials import shown_target
 from .decision import Decision
 from .settings import fingerprint
+from .v4_admin import admin_path
 
 LANGUAGES = ("en", "fr", "es", "ja", "zh-TW")
 # The original's log line, word for word: the FAQ tells people to look for it.
 EMPTY_KEY_LOG = v4.EMPTY_KEY_LOG
 _LOCALES = Path(__file__).with_name("locales")
-# Gemini's API: /v1beta/..., or a model method on any version (google-genai 3.x calls
-# /v1/models/{model}:generateContent); no other API puts a colon there.
-_GEMINI_PATH = re.compile(r"/v1beta/|/v1\w*/models/[^/?]+:")
 
 
 class Reason(NamedTuple):
@@ -205,17 +205,6 @@ def message(d: Decision, lang: str = "en") -> str:
     return " ".join(out)
 
 
-def dialect(winner: str | None, path: str) -> str:
-    """Answer in the error shape the client's SDK parses: x-api-key says Anthropic's,
-    x-goog-api-key Google's. Authorization says no SDK (OpenAI's sends it, and so does
-    anthropic 2.x by default), so then, as with no key header, the API path does."""
-    if winner == "x-api-key" or (winner in (None, "Authorization") and path.startswith("/v1/messages")):
-        return "anthropic"
-    if winner == "x-goog-api-key" or (winner in (None, "Authorization") and _GEMINI_PATH.match(path)):
-        return "google"
-    return "openai"
-
-
 def detail(d: Decision, lang: str = "en") -> dict:
     """Structured form of the decision (flow.metadata["auth"], the 401 body)."""
     reason = _cat(lang).reasons[d.reason]
@@ -251,112 +240,13 @@ def detail(d: Decision, lang: str = "en") -> dict:
     return out
 
 
-def header_value(detail_: dict) -> str:
-    """detail() as one ASCII response header: `deny; mode=strict; winner=x-api-key; reason=mismatch`."""
-    value = (f"{detail_['outcome']}; mode={detail_['effective_mode']}; winner={detail_['winner'] or '-'}; "
-             f"reason={detail_['reason']}")
-    if detail_["skipped_non_ascii"]:  # counted as absent: the next header was tried
-        value += f"; skipped={','.join(detail_['skipped_non_ascii'])}"
-    if detail_["shadowed"]:
-        value += f"; shadowed={detail_['shadowed']}"
-    if detail_.get("surface") == "admin":
-        value += "; surface=admin"
-    if detail_.get("token"):
-        value += f"; token={detail_['token']}"
-    if detail_.get("shadow"):
-        value += f"; shadow={detail_.get('shadow_verdict', 'waiting')}"
-    return value
-
-
-def denial_body(d: Decision, path: str, lang: str = "en") -> bytes:
-    return _error_body(dialect(d.winner, path), message(d, lang), detail(d, lang), status=401,
-                       anthropic_type="authentication_error", google_status="UNAUTHENTICATED",
-                       openai={"type": "invalid_request_error", "param": None, "code": "invalid_api_key"})
-
-
-def bad_request_body(d: Decision, path: str, lang: str = "en") -> bytes:
-    """The 400 for a request the original's parser refuses (a header value with a
-    control byte, an obs-fold line): which header and why, never its value."""
-    return _error_body(dialect(None, path), message(d, lang), detail(d, lang), status=400,
-                       anthropic_type="invalid_request_error", google_status="INVALID_ARGUMENT",
-                       openai={"type": "invalid_request_error", "param": None, "code": d.reason})
-
-
-def store_error_body(d: Decision, path: str, lang: str = "en") -> bytes:
-    """v4's 500 (the user-token store failed), explained: the original's body is empty."""
-    return _error_body(dialect(d.winner, path), message(d, lang), detail(d, lang), status=500,
-                       anthropic_type="api_error", google_status="INTERNAL",
-                       openai={"type": "server_error", "code": "token_store_error"})
-
-
-def upstream_error_body(detail_: dict, path: str, status: int, code: str, msg: str) -> bytes:
-    """The gate's answer when the upstream fails (502/504), in the client's dialect;
-    `auth_gate.upstream_error` is the code whatever the shape."""
-    return _error_body(dialect(detail_["winner"], path), msg,
-                       {"outcome": detail_["outcome"], "reason": detail_["reason"], "upstream_error": code},
-                       status=status, anthropic_type="api_error",
-                       google_status="DEADLINE_EXCEEDED" if status == 504 else "UNAVAILABLE",
-                       openai={"type": "upstream_error", "code": code})
-
-
-def _error_body(kind: str, msg: str, gate: dict, *, status: int, anthropic_type: str, google_status: str,
-                openai: dict) -> bytes:
-    """An error in the shape of the client's SDK, the gate's own account beside it."""
-    if kind == "anthropic":
-        body = {"type": "error", "error": {"type": anthropic_type, "message": msg}}
-    elif kind == "google":
-        body = {"error": {"code": status, "message": msg, "status": google_status}}
-    else:
-        body = {"error": {"message": msg, **openai}}
-    body["auth_gate"] = gate
-    return json.dumps(body, ensure_ascii=False).encode()
-
-
-SHADOW_SURPRISES = ("other_401", "should_refuse", "no_response")
-
-
-def shadow_waiting(predicted: str, lang: str = "en") -> str:
-    """Shadow mode, before the real proxy answers: the prediction alone."""
-    p = _cat(lang).phrases
-    return " · ".join([p["shadow"], p["shadow_predicted"].format(comment=predicted)])
-
-
-def shadow_verdict(predicted: str, predicted_allowed: bool, upstream_status: int | None,
-                   error: str | None = None, lang: str = "en") -> tuple[str, str]:
-    """Shadow mode: does the real proxy's answer match the prediction?
-
-    -> (comment line, verdict code). A 401 (or v4's 403) the auth layer would
-    give, and a pass it would give, are as predicted; the codes in
-    SHADOW_SURPRISES are findings: the 401 came from elsewhere, or the real
-    proxy's key or mode differs from config.yaml.
-    """
-    p = _cat(lang).phrases
-    tail = p["shadow_predicted"].format(comment=predicted)
-    if upstream_status is None:
-        return " · ".join(["---", p["shadow"], p["shadow_no_response"].format(error=error), tail]), "no_response"
-    refused = upstream_status in (401, 403)
-    if refused:
-        code = "other_401" if predicted_allowed else "as_predicted"
-    else:
-        code = "passed" if predicted_allowed else "should_refuse"
-    return " · ".join([str(upstream_status), p["shadow"], p[f"shadow_{code}"], tail]), code
-
-
-def www_authenticate(d: Decision) -> str:
-    # RFC 6750 §3.1: error="invalid_token" only when a credential was presented.
-    value = 'Bearer realm="antigravity-proxy"'
-    if d.winner is not None:
-        value += ', error="invalid_token"'
-    return value
-
-
 def trace(d: Decision, method: str, path: str, lang: str = "en") -> str:
     """The full decision, step by step, for auth.explain and the CLI."""
     cat = _cat(lang)
     p = cat.phrases
     lines = [f"{method} {shown_target(path)}", p["trace_mode"].format(mode=d.effective_mode, why=mode_why(d.configured_mode, d.allow_lan_access, lang))]
     if d.surface == "admin":
-        lines.append(p["trace_admin"].format(inner=v4.admin_path(path.partition("?")[0])))
+        lines.append(p["trace_admin"].format(inner=admin_path(path.partition("?")[0])))
     reason = cat.reasons[d.reason]
     if d.route == "preflight":
         lines.append(p["trace_preflight"])

@@ -33,7 +33,8 @@ from .appconfig import read_app_config
 from .config_read import merge, read_config
 from .decision import MODES, PROFILES, RequestView, decide, is_health_path
 from .settings import ConfigError, Overrides, fingerprint
-from .tokens import MemoryTokenStore, SqliteTokenStore
+from .token_db import SqliteTokenStore
+from .tokens import MemoryTokenStore
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "config.yaml"
 

@@ -23,7 +23,7 @@ import logging
 from mitmproxy import http
 from mitmproxy.flow import Error
 
-from . import answers, explain, responses
+from . import answers, error_bodies, explain, responses, verdict
 from .state import LEVELS, GateAddon
 
 log = logging.getLogger("authgate")
@@ -71,7 +71,7 @@ class Gatekeeper(GateAddon):
             # Shadow mode: the real proxy decides, and Shadow checks its answer
             # against this prediction; everything is forwarded as sent.
             meta["shadow"], meta["predicted"], meta["predicted_status"] = True, flow.comment, d.status
-            flow.comment = explain.shadow_waiting(flow.comment, state.lang)
+            flow.comment = verdict.waiting(flow.comment, state.lang)
         else:
             flow.marked = "" if d.allowed else responses.DENIED_MARKER
             if not d.allowed:
@@ -96,5 +96,5 @@ class Gatekeeper(GateAddon):
 
     def _answer(self, flow: http.HTTPFlow, response: http.Response, meta: dict) -> None:
         if self.state.explain:  # here too: an answer sent at once skips the responseheaders hook (Replies)
-            response.headers["x-auth-gate"] = explain.header_value(meta)
+            response.headers["x-auth-gate"] = error_bodies.header_value(meta)
         responses.answer_here(flow, response, early=True)

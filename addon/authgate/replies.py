@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from mitmproxy import connection, http
 
-from . import explain, mitmproxy_compat, responses
+from . import error_bodies, mitmproxy_compat, responses
 from .settings import Settings
 from .state import GateAddon
 
@@ -46,7 +46,7 @@ class Replies(GateAddon):
         if self.state.explain and (meta := flow.metadata.get("auth")):
             # The decision, for curl -i and scripts: which header won, and why
             # (in shadow mode, also whether the real proxy answered as predicted).
-            value = explain.header_value(meta)
+            value = error_bodies.header_value(meta)
             if ours:  # the upstream sent one (a gate behind a gate): ours replaces it
                 headers["x-auth-gate"] = value
             else:
@@ -61,7 +61,7 @@ class Replies(GateAddon):
         # Shadow mode judges a v4 403 or 503 once its body is in: the header follows.
         meta = flow.metadata.get("auth")
         if meta and meta.get("shadow") and self.state.explain and not flow.response.stream:
-            flow.response.headers["x-auth-gate"] = explain.header_value(meta)
+            flow.response.headers["x-auth-gate"] = error_bodies.header_value(meta)
 
     def error(self, flow: http.HTTPFlow) -> None:
         """The upstream failed before the client got anything (the gate's own
@@ -72,7 +72,7 @@ class Replies(GateAddon):
         reply, status, code = responses.upstream_failure(
             meta, flow.request.path, flow.error.msg, connected=flow.server_conn.timestamp_tcp_setup is not None)
         if self.state.explain:
-            reply.headers["x-auth-gate"] = explain.header_value(meta)
+            reply.headers["x-auth-gate"] = error_bodies.header_value(meta)
         if flow.request.method == "HEAD":
             reply.content = b""
         if mitmproxy_compat.answer_instead(flow, reply):

@@ -1,8 +1,8 @@
 """The gate's own answers, as mitmproxy responses, and the flow text the addons
 share (markers, the loggable path). What the original answers, as plain data,
-comes from answers.py and the words from explain.py; here they only become
-mitmproxy responses, and `answer` puts one on the flow (or, at the request
-headers, on the wire at once).
+comes from answers.py and the words from explain.py, in error_bodies.py's
+shapes; here they only become mitmproxy responses, and `answer` puts one on
+the flow (or, at the request headers, on the wire at once).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import logging
 
 from mitmproxy import http
 
-from . import answers, explain, mitmproxy_compat
+from . import answers, error_bodies, explain, mitmproxy_compat
 from .credentials import shown_target
 from .decision import Decision
 
@@ -78,7 +78,7 @@ def upstream_failure(meta: dict, path: str, error: str, connected: bool) -> tupl
     else:
         status, code, what = 502, "upstream_error", (
             f"did not give a complete response ({error}). Check the upstream's log.")
-    reply = http.Response.make(status, explain.upstream_error_body(
+    reply = http.Response.make(status, error_bodies.upstream_error_body(
         meta, path, status, code, f"The auth gate passed this request, but upstream {url} {what}"),
         {"content-type": "application/json", **CORS})
     return reply, status, code

@@ -41,6 +41,7 @@ from .config_edit import write_key
 from .config_read import merge, read_config
 from .headless import apply_headless
 from .settings import FileConfig, Overrides, Settings, fingerprint, generate_key
+from .token_db import SqliteTokenStore
 
 log = logging.getLogger("authgate")
 
@@ -158,9 +159,9 @@ def token_store(settings: Settings, app: AppConfig | None, old, recorded: dict):
         db = app.token_db
         if not os.path.exists(db):
             return None
-        if isinstance(old, _tokens.SqliteTokenStore) and str(old.path) == db:
+        if isinstance(old, SqliteTokenStore) and str(old.path) == db:
             return old
-        store = _tokens.SqliteTokenStore(db)
+        store = SqliteTokenStore(db)
         store.recorded = recorded.setdefault(db, {})
         return store
     if settings.tokens:

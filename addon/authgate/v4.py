@@ -12,8 +12,9 @@ this module reproduces:
   before anything else: "preflight", on every path.
 * Routing (server.rs:794-796): `/api/<admin route>` is the admin router,
   nested with StripPrefix, so admin_auth_middleware (force_strict) sees the
-  path without `/api`. Any other path, `/api/<unknown>` included, is a proxy
-  route or the proxy router's fallback, judged by the proxy rules (Q7).
+  path without `/api` (v4_admin.py knows the routes). Any other path,
+  `/api/<unknown>` included, is a proxy route or the proxy router's
+  fallback, judged by the proxy rules (Q7).
 * auth_middleware_internal (auth.rs:33-238), first match wins; see decide().
 * user_token_db.rs validate_token (l.591-670): tokens.validate().
 * monitor.rs records the token's IP after the response (l.250-266, 355):
@@ -38,8 +39,9 @@ import time
 from urllib.parse import unquote
 
 from . import tokens as _tokens
-from .decision import (_NOT_VISIBLE_ASCII, Decision, RequestView, V4Decision, V4Facts, _failure_reason, _first_values,
-                       _matches, _read_key, effective_mode)
+from .decision import ROUTE_STATUS, Decision, RequestView, V4Decision, V4Facts, effective_mode, route_for
+from .key_headers import NOT_VISIBLE_ASCII, failure_reason, find_shadowed, first_values, matches, read_key
+from .v4_admin import admin_path
 
 VERSION = "4.5.8"  # the health answer's default "version" (server.rs:915, CARGO_PKG_VERSION)
 # auth.rs:43, exact matches on the raw path without its query.
@@ -65,79 +67,14 @@ DENIAL_STATUS = {
 }
 SHAPE_REASONS = ("mismatch", "empty_value", "bearer_no_space", "bearer_lowercase", "bearer_extra_space")
 
-# The admin router's 126 paths (server.rs:534-784), nested at /api (server.rs:795).
-ADMIN_ROUTES = (
-    "/health", "/accounts", "/accounts/current", "/accounts/switch", "/accounts/refresh",
-    "/accounts/:accountId", "/accounts/:accountId/bind-device", "/accounts/:accountId/device-profiles",
-    "/accounts/:accountId/device-versions", "/accounts/device-preview",
-    "/accounts/:accountId/bind-device-profile", "/accounts/restore-original",
-    "/accounts/:accountId/device-versions/:versionId/restore",
-    "/accounts/:accountId/device-versions/:versionId", "/accounts/import/v1", "/accounts/import/db",
-    "/accounts/import/db-custom", "/accounts/sync/db", "/stats/summary", "/stats/hourly", "/stats/daily",
-    "/stats/weekly", "/stats/accounts", "/stats/models", "/config", "/proxy/cli/status", "/proxy/cli/sync",
-    "/proxy/cli/restore", "/proxy/cli/config", "/proxy/opencode/status", "/proxy/opencode/sync",
-    "/proxy/opencode/restore", "/proxy/opencode/clear", "/proxy/opencode/config", "/proxy/opencode/families",
-    "/proxy/droid/status", "/proxy/droid/sync", "/proxy/droid/restore", "/proxy/droid/config",
-    "/proxy/status", "/proxy/pool/config", "/proxy/pool/bindings", "/proxy/pool/bind", "/proxy/pool/unbind",
-    "/proxy/pool/binding/:accountId", "/proxy/health-check/trigger", "/proxy/start", "/proxy/stop",
-    "/proxy/mapping", "/proxy/api-key/generate", "/proxy/session-bindings/clear", "/proxy/rate-limits",
-    "/proxy/rate-limits/:accountId", "/proxy/preferred-account", "/accounts/oauth/prepare",
-    "/accounts/oauth/start", "/accounts/oauth/complete", "/accounts/oauth/cancel",
-    "/accounts/oauth/submit-code", "/accounts/oauth/clients", "/accounts/oauth/client", "/zai/models/fetch",
-    "/proxy/monitor/toggle", "/proxy/cloudflared/status", "/proxy/cloudflared/install",
-    "/proxy/cloudflared/start", "/proxy/cloudflared/stop", "/system/open-folder", "/proxy/stats", "/logs",
-    "/logs/count", "/logs/clear", "/logs/:logId", "/debug/enable", "/debug/disable", "/debug/enabled",
-    "/debug/logs", "/debug/logs/clear", "/stats/token/clear", "/stats/token/hourly", "/stats/token/daily",
-    "/stats/token/weekly", "/stats/token/by-account", "/stats/token/summary", "/stats/token/by-model",
-    "/stats/token/model-trend/hourly", "/stats/token/model-trend/daily", "/stats/token/account-trend/hourly",
-    "/stats/token/account-trend/daily", "/accounts/bulk-delete", "/accounts/export", "/accounts/reorder",
-    "/accounts/:accountId/quota", "/accounts/:accountId/toggle-proxy", "/accounts/warmup",
-    "/accounts/:accountId/warmup", "/system/data-dir", "/system/updates/settings",
-    "/system/updates/check-status", "/system/updates/check", "/system/updates/touch", "/system/updates/save",
-    "/system/autostart/status", "/system/autostart/toggle", "/system/http-api/settings",
-    "/system/antigravity/path", "/system/antigravity/args", "/system/cache/clear", "/system/cache/paths",
-    "/system/logs/clear-cache", "/security/logs", "/security/logs/clear", "/security/stats",
-    "/security/token-stats", "/security/blacklist", "/security/blacklist/clear", "/security/blacklist/check",
-    "/security/whitelist", "/security/whitelist/clear", "/security/whitelist/check", "/security/config",
-    "/user-tokens", "/user-tokens/summary", "/user-tokens/:id/renew", "/user-tokens/:id", "/auth/url",
-)
-_ADMIN_STATIC = frozenset(r for r in ADMIN_ROUTES if ":" not in r)
-_ADMIN_PARAM: dict[int, tuple[tuple[str, ...], ...]] = {}
-for _route in ADMIN_ROUTES:
-    if ":" in _route:
-        _segs = tuple(_route.split("/"))
-        _ADMIN_PARAM[len(_segs)] = _ADMIN_PARAM.get(len(_segs), ()) + (_segs,)
-_READERS = ("GET", "HEAD")
 _SEPARATORS = re.compile(r"[/\\]")
-
-
-def admin_path(path: str) -> str | None:
-    """`/api/<admin route>` -> the path admin_auth_middleware sees (`/api` stripped);
-    None for any other path. Raw and case-sensitive, as axum (matchit) matches:
-    `:param` is one non-empty segment, and a trailing slash is another path."""
-    if not path.startswith("/api/"):
-        return None
-    inner = path[4:]
-    if inner in _ADMIN_STATIC:
-        return inner
-    segs = inner.split("/")
-    for pattern in _ADMIN_PARAM.get(len(segs), ()):
-        for want, got in zip(pattern, segs):
-            if want[:1] == ":":
-                if not got:
-                    break
-            elif want != got:
-                break
-        else:
-            return inner
-    return None
 
 
 def _header(headers, wanted: bytes) -> bytes | None:
     """The first value of a header (HeaderMap::get), None when absent or not visible ASCII (to_str)."""
     for name, value in headers:
         if name.lower() == wanted:
-            return None if _NOT_VISIBLE_ASCII.search(value) else value
+            return None if NOT_VISIBLE_ASCII.search(value) else value
     return None
 
 
@@ -195,15 +132,6 @@ def _decision(*record, **facts) -> Decision:
     return d
 
 
-def _route(method: str, health: bool) -> str:
-    if not health:
-        return "upstream"
-    return "health" if method in _READERS else "method_not_allowed"
-
-
-_STATUS = {"health": 200, "method_not_allowed": 405, "upstream": None}
-
-
 def decide(view: RequestView, policy, store=None, now: float | None = None) -> Decision:
     """v4.5.8's auth for one request. `store`: a tokens.TokenStore (None: no user
     tokens exist). `now`: Unix seconds for expiry and curfew (None: the clock)."""
@@ -220,7 +148,7 @@ def decide(view: RequestView, policy, store=None, now: float | None = None) -> D
     if inner is not None:
         return _admin(view, policy, inner, mode, effective, lan)
 
-    route = _route(method, path in PROXY_HEALTH_ROUTES)
+    route = route_for(method, path in PROXY_HEALTH_ROUTES)
     notes: tuple[str, ...] = ("api_fallback",) if path == "/api" or path.startswith("/api/") else ()
     if effective == "off":  # auth.rs:62-96
         return _off(view, store, route, mode, effective, lan, notes)
@@ -232,7 +160,7 @@ def decide(view: RequestView, policy, store=None, now: float | None = None) -> D
         if path.startswith(INTERNAL_PREFIX):
             notes += ("internal_dot_segments",)
         return _proxy_key(view, policy, store, now, route, mode, effective, lan, notes)
-    return _decision(True, route, _STATUS[route], mode, effective, lan, False, reason, None, None, (), None, None,
+    return _decision(True, route, ROUTE_STATUS[route], mode, effective, lan, False, reason, None, None, (), None, None,
                      surface="proxy", notes=notes)
 
 
@@ -250,22 +178,15 @@ def _off(view, store, route, mode, effective, lan, notes) -> Decision:
             ip = client_ip(view.headers)
             bind = (row.id, ip) if records_usage(view.path) else None
             notes += ("off_tagged",) + (() if row.enabled else ("enabled_ignored",))
-    return _decision(True, route, _STATUS[route], mode, effective, lan, False, "auth_off", None, None, (), None, None,
-                     surface="proxy", token=token, token_id=token_id, token_user=token_user, client_ip=ip, bind=bind,
-                     notes=notes)
-
-
-def _shadowed(states, found, expected: bytes) -> str | None:
-    for name, state in states:
-        if state == "ignored" and _matches(found[name], expected):
-            return name
-    return None
+    return _decision(True, route, ROUTE_STATUS[route], mode, effective, lan, False, "auth_off", None, None, (), None,
+                     None, surface="proxy", token=token, token_id=token_id, token_user=token_user, client_ip=ip,
+                     bind=bind, notes=notes)
 
 
 def _proxy_key(view, policy, store, now, route, mode, effective, lan, notes) -> Decision:
     """auth.rs:114-237 with force_strict=false."""
-    found = _first_values(view.headers)
-    winner, key, form, states = _read_key(found)  # l.115-131
+    found = first_values(view.headers)
+    winner, key, form, states = read_key(found)  # l.115-131
     api_key = policy.api_key
     password = getattr(policy, "admin_password", None) or ""
 
@@ -277,16 +198,16 @@ def _proxy_key(view, policy, store, now, route, mode, effective, lan, notes) -> 
     if not api_key and not password:  # l.133-143
         return deny(401, "empty_api_key", log=("error", EMPTY_KEY_LOG))
     expected = api_key.encode("utf-8", "surrogateescape")
-    if key is not None and _matches(key, expected):  # l.157: only the api_key, never the admin_password
+    if key is not None and matches(key, expected):  # l.157: only the api_key, never the admin_password
         # Q3: an empty api_key with an admin_password set lets an empty key header through.
-        return _decision(True, route, _STATUS[route], mode, effective, lan, True,
+        return _decision(True, route, ROUTE_STATUS[route], mode, effective, lan, True,
                          "key_ok" if api_key else "empty_key_accepted", winner, form, states, None, key,
                          surface="proxy", credential="api_key", notes=notes)
     if key is None:  # l.235-236
         return deny(401, "non_ascii" if found else "missing")
     # l.162-234: a present key that is not the api_key, however wrong or empty: the user tokens.
-    shape = _failure_reason(key, form)
-    shadowed = _shadowed(states, found, expected) if api_key else None
+    shape = failure_reason(key, form)
+    shadowed = find_shadowed(states, found, expected) if api_key else None
     ip = client_ip(view.headers)
     if store is None:
         return deny(403, shape, shadowed=shadowed, token="unknown", client_ip=ip, rejection=_tokens.INVALID_TOKEN,
@@ -312,20 +233,20 @@ def _proxy_key(view, policy, store, now, route, mode, effective, lan, notes) -> 
     if again is None:
         return deny(401, "token_vanished", shadowed=shadowed, token="vanished", token_id=row.id,
                     token_user=row.username, client_ip=ip)
-    return _decision(True, route, _STATUS[route], mode, effective, lan, True, "token_ok", winner, form, states, None,
-                     key, surface="proxy", token="ok", token_id=again.id, token_user=again.username, client_ip=ip,
+    return _decision(True, route, ROUTE_STATUS[route], mode, effective, lan, True, "token_ok", winner, form, states,
+                     None, key, surface="proxy", token="ok", token_id=again.id, token_user=again.username, client_ip=ip,
                      bind=(again.id, ip) if records_usage(view.path) else None, credential="api_key",
                      notes=notes + (() if again.enabled else ("enabled_ignored",)))
 
 
 def _admin(view, policy, inner, mode, effective, lan) -> Decision:
     """admin_auth_middleware (force_strict=true) on the stripped path: the mode is ignored."""
-    route = _route(view.method, inner == "/health")
+    route = route_for(view.method, inner == "/health")
     if inner in HEALTH:  # auth.rs:109: only "/health" can match after the strip
-        return _decision(True, route, _STATUS[route], mode, effective, lan, False, "admin_health", None, None, (),
+        return _decision(True, route, ROUTE_STATUS[route], mode, effective, lan, False, "admin_health", None, None, (),
                          None, None, surface="admin")
-    found = _first_values(view.headers)
-    winner, key, form, states = _read_key(found)
+    found = first_values(view.headers)
+    winner, key, form, states = read_key(found)
     api_key = policy.api_key
     password = getattr(policy, "admin_password", None) or ""
     credential = "admin_password" if password else "api_key"
@@ -337,16 +258,16 @@ def _admin(view, policy, inner, mode, effective, lan) -> Decision:
     if not api_key and not password:  # l.133-139
         return deny("admin_empty_credentials", log=("error", ADMIN_EMPTY_LOG))
     expected = (password or api_key).encode("utf-8", "surrogateescape")  # l.146-154
-    if key is not None and _matches(key, expected):
-        return _decision(True, route, _STATUS[route], mode, effective, lan, True,
+    if key is not None and matches(key, expected):
+        return _decision(True, route, ROUTE_STATUS[route], mode, effective, lan, True,
                          "admin_password_ok" if password else "admin_key_ok", winner, form, states, None, key,
                          surface="admin", credential=credential)
     if key is None:
         return deny("non_ascii" if found else "missing")
-    reason = _failure_reason(key, form)  # l.162, 235: never the user tokens, always 401
+    reason = failure_reason(key, form)  # l.162, 235: never the user tokens, always 401
     if password:
-        if api_key and _matches(key, api_key.encode("utf-8", "surrogateescape")):
+        if api_key and matches(key, api_key.encode("utf-8", "surrogateescape")):
             reason = "admin_api_key_refused"  # Q4
         elif reason == "mismatch":
             reason = "admin_password_mismatch"
-    return deny(reason, _shadowed(states, found, expected))
+    return deny(reason, find_shadowed(states, found, expected))

@@ -1,6 +1,7 @@
 """Shadow mode's verdict: the real proxy's answer against the gate's prediction (pure).
 
-Profile faq: explain.shadow_verdict, as it always was (a 401 or 403 is a refusal).
+Before the real proxy answers, the flow comment says the prediction alone
+(waiting()). Profile faq: judge_faq(), as it always was (a 401 or 403 is a refusal).
 
 Profile v4 predicts the original's exact answer: 401 (empty), 403 with a
 token_rejected body and its message, or 500 (the token store failed). The
@@ -27,10 +28,41 @@ import json
 
 from . import explain
 
-SURPRISES = explain.SHADOW_SURPRISES + ("other_403", "other_status", "other_message", "ip_blocked",
-                                        "service_stopped")
+FAQ_SURPRISES = ("other_401", "should_refuse", "no_response")
+SURPRISES = FAQ_SURPRISES + ("other_403", "other_status", "other_message", "ip_blocked", "service_stopped")
 STOPPED = b"Proxy service is currently disabled"  # service_status.rs:29
 BODY_STATUSES = (403, 503)  # the statuses whose body tells who answered
+
+
+def _phrases(lang: str) -> dict[str, str]:
+    return explain.CATALOGS.get(lang, explain.CATALOGS["en"]).phrases
+
+
+def waiting(predicted: str, lang: str = "en") -> str:
+    """Shadow mode, before the real proxy answers: the prediction alone."""
+    p = _phrases(lang)
+    return " · ".join([p["shadow"], p["shadow_predicted"].format(comment=predicted)])
+
+
+def judge_faq(predicted: str, predicted_allowed: bool, upstream_status: int | None,
+              error: str | None = None, lang: str = "en") -> tuple[str, str]:
+    """Shadow mode: does the real proxy's answer match the prediction?
+
+    -> (comment line, verdict code). A 401 (or v4's 403) the auth layer would
+    give, and a pass it would give, are as predicted; the codes in
+    FAQ_SURPRISES are findings: the 401 came from elsewhere, or the real
+    proxy's key or mode differs from config.yaml.
+    """
+    p = _phrases(lang)
+    tail = p["shadow_predicted"].format(comment=predicted)
+    if upstream_status is None:
+        return " · ".join(["---", p["shadow"], p["shadow_no_response"].format(error=error), tail]), "no_response"
+    refused = upstream_status in (401, 403)
+    if refused:
+        code = "other_401" if predicted_allowed else "as_predicted"
+    else:
+        code = "passed" if predicted_allowed else "should_refuse"
+    return " · ".join([str(upstream_status), p["shadow"], p[f"shadow_{code}"], tail]), code
 
 
 def needs_body(meta: dict, status: int) -> bool:
@@ -66,8 +98,8 @@ def judge(meta: dict, status: int | None, body: bytes | None = None, error: str 
     """-> (comment line, verdict code)."""
     predicted_allowed = meta["outcome"] == "allow"
     if "surface" not in meta or status is None:  # faq, or no answer at all
-        return explain.shadow_verdict(meta["predicted"], predicted_allowed, status, error, lang)
-    p = explain.CATALOGS.get(lang, explain.CATALOGS["en"]).phrases
+        return judge_faq(meta["predicted"], predicted_allowed, status, error, lang)
+    p = _phrases(lang)
     predicted = None if predicted_allowed else meta.get("predicted_status")
     kind, detail = read_answer(status, body) if status in BODY_STATUSES else (None, None)
     words = {"status": status, "predicted": predicted, "message": detail, "ip": detail,

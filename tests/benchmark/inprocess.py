@@ -18,7 +18,7 @@ from .common import (ADDON, ADDON_DIR, API_KEY, HOST, REQUEST_BODY, REQUEST_PATH
 def bench_decision(quick: bool) -> dict:
     if str(ADDON_DIR) not in sys.path:
         sys.path.insert(0, str(ADDON_DIR))
-    from authgate import explain
+    from authgate import error_bodies, explain
     from authgate.decision import RequestView, decide
     from authgate.config_read import merge
     from authgate.settings import FileConfig, Overrides, parse_upstream
@@ -59,12 +59,13 @@ def bench_decision(quick: bool) -> dict:
         d = decide(view, policy)
         if d.allowed != expect_allowed:
             raise BenchError(f"decision case {name!r}: expected allowed={expect_allowed}, got {d.reason}")
-        env = {"decide": decide, "view": view, "policy": policy, "d": d, "explain": explain}
+        env = {"decide": decide, "view": view, "policy": policy, "d": d, "explain": explain,
+               "error_bodies": error_bodies}
         jobs[(name, "decide")] = timer_for("decide(view, policy)", env)
         # What the addon's request hook does with every decision besides decide().
         extra = "explain.detail(d); explain.comment(d)"
         if not d.allowed:
-            extra += "; explain.denial_body(d, view.path); explain.www_authenticate(d)"
+            extra += "; error_bodies.denial_body(d, view.path); error_bodies.www_authenticate(d)"
         try:  # informative only: the explain API may move, the decision is what is measured
             jobs[(name, "explain")] = timer_for(extra, env)
         except Exception as e:  # noqa: BLE001
