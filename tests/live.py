@@ -1,23 +1,21 @@
-"""Real processes for the tests: the gate under mitmdump/mitmweb, the demo upstream, raw HTTP.
+"""Real processes for the tests: the gate under mitmdump/mitmweb.
 
-The one place the tests start real processes and servers. Everything listens on 127.0.0.1 with
-ephemeral ports, waits for readiness (the "listening at 127.0.0.1:PORT" line), bounds every wait,
-and cleans up (use them as context managers or from fixtures).
+The one place the tests start mitmdump and mitmweb. Everything listens on 127.0.0.1 with ephemeral
+ports, waits for readiness (the "listening at 127.0.0.1:PORT" line), bounds every wait, and cleans up
+(use them as context managers or from fixtures).
 
 - `Process`: mitmdump/mitmweb with the arguments given exactly; output collected line by line.
 - `Gate`: `mitmdump -s addon/auth.py` (or mitmweb) on a config file, on an ephemeral port.
 - `Gates`: starts gates on config texts for a fixture and stops them all at its end.
-- `Upstream`: the demo upstream (addon/demo_upstream.py) in a thread.
-- `Recorder`: an upstream that records every request exactly as it arrived, and every connection.
-- `write_config`, `config_text`, `closed_port`, `tool`; `send` and `Reply`, `request` and
-  `raw_exchange` for raw HTTP/1.1.
+- `write_config`, `config_text`, `closed_port`, `tool`.
+
+The upstreams behind the gate are in upstreams.py, raw HTTP/1.1 in raw_http.py (`Upstream`, `send`
+and `IO_TIMEOUT` are importable from here too).
 """
 
 from __future__ import annotations
 
-import http.client
 import itertools
-import json
 import os
 import re
 import shutil
@@ -29,22 +27,19 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Callable
-from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 from mitmproxy import version as mitmproxy_version
 
-import demo_upstream
+from raw_http import IO_TIMEOUT, Reply, send  # noqa: F401 (IO_TIMEOUT: importable from here too)
+from upstreams import JOIN_TIMEOUT, Upstream  # noqa: F401 (Upstream: likewise)
 
 REPO = Path(__file__).resolve().parent.parent
 ADDON = REPO / "addon" / "auth.py"
 START_TIMEOUT = 20.0  # seconds for mitmproxy to say "listening at"
 EXIT_TIMEOUT = 20.0  # seconds for a bad start to exit
 STOP_TIMEOUT = 10.0  # seconds for terminate, then again for kill
-JOIN_TIMEOUT = 5.0  # seconds for a reader or server thread to end
-IO_TIMEOUT = 10.0  # seconds, every socket call
 LISTENING = re.compile(r"listening at (\S+):(\d+)\.?\s*$")
 WEB_LISTENING = "Web server listening at"
 WEB_URL = re.compile(r"Web server listening at (\S+)")
@@ -104,8 +99,6 @@ def config_text(mode: str = "strict", key: str | None = None, upstream: str | No
             lines.append(f"  timeout: {upstream_timeout}")
     return "\n".join(lines) + "\n"
 
-
-# ====================================================================== processes
 
 class Process:
     """mitmdump/mitmweb with the arguments given exactly (script order included); stdout and
@@ -268,207 +261,3 @@ class Gates:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-# ====================================================================== the demo upstream
-
-class Upstream:
-    """The demo upstream in a thread on an ephemeral loopback port (echo_only: every request
-    answered with the echo JSON). stop() may be called more than once."""
-
-    def __init__(self, echo_only: bool = True) -> None:
-        self.server = demo_upstream.serve("127.0.0.1", 0, echo_only=echo_only)
-        self.port = self.server.server_address[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.received = self.server.received  # (method, path) of each request that reached it
-        self.stopped = False
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.1},
-                                       daemon=True)
-        self.thread.start()
-
-    def stream_record(self, stream_id: str, timeout: float = 5.0) -> dict:
-        """When the upstream finished the stream with this id (it records after the last byte)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for rec in list(self.server.streams):
-                if rec["id"] == stream_id:
-                    return rec
-            time.sleep(0.01)
-        pytest.fail(f"the demo upstream has no finished stream {stream_id}: {self.server.streams}")
-
-    def stop(self) -> None:
-        if not self.stopped:
-            self.stopped = True
-            self.server.shutdown()
-            self.server.server_close()
-            self.thread.join(JOIN_TIMEOUT)
-
-    def __enter__(self) -> Upstream:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
-
-
-class Recorder:
-    """An upstream that records every request exactly as received (request line, all header pairs,
-    body) and every accepted connection, and answers 200 JSON."""
-
-    def __init__(self) -> None:
-        recorder = self
-        self.requests: list[dict] = []
-        self.connections = 0
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def _answer(self) -> None:
-                length = int(self.headers.get("content-length") or 0)
-                body = self.rfile.read(length) if length else b""
-                if "chunked" in self.headers.get("transfer-encoding", "").lower():
-                    while size := int(self.rfile.readline(1024).split(b";")[0].strip() or b"0", 16):
-                        body += self.rfile.read(size)
-                        self.rfile.readline(1024)
-                    while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
-                        pass  # trailers, then the end
-                recorder.requests.append({"line": self.requestline, "method": self.command, "path": self.path,
-                                          "headers": list(self.headers.items()), "body": body})
-                data = json.dumps({"upstream": "recorder", "path": self.path}).encode()
-                self.send_response(200)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(data)))
-                self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(data)
-
-            do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = do_PATCH = do_OPTIONS = do_CONNECT = _answer
-
-            def log_message(self, *args) -> None:
-                pass
-
-        class Server(ThreadingHTTPServer):
-            daemon_threads = True
-
-            def verify_request(self, request, client_address) -> bool:
-                recorder.connections += 1
-                return True
-
-        self.server = Server(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
-        self.thread.start()
-
-    def find(self, marker: str) -> list[dict]:
-        return [r for r in self.requests if marker in r["path"]]
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(5)
-
-    def __enter__(self) -> Recorder:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
-
-
-# ====================================================================== raw HTTP/1.1
-
-def _b(x: str | bytes) -> bytes:
-    return x if isinstance(x, bytes) else x.encode("latin-1")
-
-
-@dataclass
-class Reply:
-    status: int
-    headers: list[tuple[str, str]]
-    body: bytes
-
-    def header(self, name: str) -> str | None:
-        for n, v in self.headers:
-            if n.lower() == name.lower():
-                return v
-        return None
-
-    def json(self):
-        return json.loads(self.body)
-
-    @property
-    def message(self) -> str:
-        return self.json()["error"]["message"]
-
-    @property
-    def gate(self) -> dict:
-        return self.json()["auth_gate"]
-
-    @property
-    def from_echo(self) -> bool:
-        try:
-            return self.status == 200 and self.json().get("upstream") == "echo"
-        except ValueError:
-            return False
-
-    def echo_headers(self) -> dict[str, list[str]]:
-        out: dict[str, list[str]] = {}
-        for k, v in self.json()["headers"]:
-            out.setdefault(k.lower(), []).append(v)
-        return out
-
-
-def send(port: int, method: str = "GET", target: str = "/v1/models",
-         headers: list[tuple[str | bytes, str | bytes]] = (), body: bytes | None = None,
-         host: str | None = None) -> Reply:
-    """One request on a fresh connection, written byte for byte as given."""
-    hdrs = list(headers)
-    if host is not None or not any(_b(n).lower() == b"host" for n, _ in hdrs):
-        hdrs.insert(0, ("Host", host or f"127.0.0.1:{port}"))
-    if body is not None:
-        hdrs.append(("Content-Length", str(len(body))))
-    hdrs.append(("Connection", "close"))
-    raw = _b(f"{method} {target} HTTP/1.1") + b"\r\n"
-    raw += b"".join(_b(n) + b": " + _b(v) + b"\r\n" for n, v in hdrs) + b"\r\n" + (body or b"")
-    with socket.create_connection(("127.0.0.1", port), timeout=IO_TIMEOUT) as sock:
-        sock.settimeout(IO_TIMEOUT)
-        sock.sendall(raw)
-        resp = http.client.HTTPResponse(sock, method=method)
-        try:
-            resp.begin()
-            data = resp.read()
-        finally:
-            resp.close()
-    return Reply(resp.status, list(resp.getheaders()), data)
-
-
-def raw_exchange(port: int, data: bytes, timeout: float = IO_TIMEOUT) -> tuple[int | None, dict[str, str], bytes]:
-    """Send bytes on a fresh connection; read until the gate closes it (requests say Connection: close).
-    -> (status or None when nothing came back, lower-cased headers, body)."""
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
-        sock.settimeout(timeout)
-        sock.sendall(data)
-        out = b""
-        try:
-            while chunk := sock.recv(65536):
-                out += chunk
-        except (ConnectionResetError, socket.timeout):
-            pass
-    if not out.startswith(b"HTTP/"):
-        return None, {}, out
-    head, _, body = out.partition(b"\r\n\r\n")
-    lines = head.split(b"\r\n")
-    headers = {}
-    for line in lines[1:]:
-        name, _, value = line.partition(b":")
-        headers.setdefault(name.strip().lower().decode("latin-1"), value.strip().decode("latin-1"))
-    return int(lines[0].split()[1]), headers, body
-
-
-def request(method: bytes, target: bytes, headers: list[tuple[bytes, bytes]], body: bytes | None = None,
-            host: bytes = b"gate.test") -> bytes:
-    lines = [method + b" " + target + b" HTTP/1.1", b"Host: " + host]
-    lines += [n + b": " + v for n, v in headers]
-    if body is not None:
-        lines.append(b"Content-Length: " + str(len(body)).encode())
-    lines.append(b"Connection: close")
-    return b"\r\n".join(lines) + b"\r\n\r\n" + (body or b"")

@@ -3,8 +3,9 @@ show the auth_* values in force (config.yaml's, or an override), a change there 
 config.yaml with its comments and applies to the next request, a throwaway override shows the
 file's value as "Default" and goes back to it; auth.status and the start-up line say the same.
 
-Each test has a mitmweb of its own (they change settings); the browser is Debian's Chromium, as in
-test_web.py, whose helpers these tests use. Screenshots are saved as test_web.py's are.
+Each test has a mitmweb of its own (they change settings); the browser is Debian's Chromium
+(web_browser.py), the helpers are mitmweb_live.py's. Screenshots are saved as
+test_web_flow_list.py's are.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ import pytest
 
 from authgate.config_read import read_config
 from live import write_config
-from test_web import (KEY, POLL_TIMEOUT, WebAPI, browser, send, start_mitmweb, unique,  # noqa: F401
-                      upstream)
+from mitmweb_live import KEY, POLL_TIMEOUT, WebAPI, send, start_mitmweb, unique, upstream  # noqa: F401
+from web_browser import browser  # noqa: F401
 
 SHIPPED = Path(__file__).resolve().parent.parent / "config.yaml"
 

@@ -5,9 +5,10 @@ the explainer traces it, and the smaller items (auth_lang for the start-up line,
 Simplified Chinese answered in Traditional Chinese).
 
 One mitmweb (strict, KEY, the echo upstream, throwaway option changes) serves the first tests; the
-language test has its own. Helpers and the browser come from test_web.py; screenshots are saved as
-there, and printed. The Chinese body reads in the screenshot where Chromium has a CJK font (Debian:
-fonts-wqy-zenhei or fonts-noto-cjk); the assertions read the page's text either way.
+language test has its own. Helpers and the browser come from mitmweb_live.py and web_browser.py;
+screenshots are saved as test_web_flow_list.py's are, and printed. The Chinese body reads in the
+screenshot where Chromium has a CJK font (Debian: fonts-wqy-zenhei or fonts-noto-cjk); the
+assertions read the page's text either way.
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ from mitmproxy.utils import emoji
 
 from authgate import explain_cli
 from live import IO_TIMEOUT, config_text, write_config
-from test_web import (DENIED, KEY, POLL_TIMEOUT, WRONG, WebAPI, _row, browser, send, start_mitmweb,  # noqa: F401
-                      unique, upstream)
+from mitmweb_live import (DENIED, KEY, POLL_TIMEOUT, WRONG, WebAPI, send, start_mitmweb, unique,  # noqa: F401
+                          upstream)
+from web_browser import browser, flow_row  # noqa: F401
 
 GATE_MARK = emoji.emoji[":shield:"]
 SMART = "Bearer \u201c{key}\u201d"  # a key pasted with smart quotes: not ASCII
@@ -104,7 +106,7 @@ def test_browser_the_flow_clicked_says_why_and_auth_explain_takes_it(views, page
     first, deny = unique("view-first"), unique("view-no-space")
     assert send(views.port, first, {"x-api-key": WRONG})[0] == 401  # mitmweb's @focus, left alone
     assert send(views.port, deny, {"Authorization": f"Bearer{KEY}"})[0] == 401
-    row = _row(page, deny)
+    row = flow_row(page, deny)
     assert row.locator("td.col-comment").inner_text().strip() == "401 · strict · Authorization won · no space after Bearer"
     assert row.locator("td.col-path .marker").inner_text().strip() == DENIED  # comment column and marker stay
     row.click()
@@ -164,10 +166,10 @@ def test_browser_the_gates_own_answers_are_marked_at_its_address(views, page, tm
         assert send(views.port, denied)[0] == 401
         gate_at, upstream_at = f"http://127.0.0.1:{views.port}/", f"{upstream}/"
         for path, mark in ((health, GATE_MARK), (preflight, GATE_MARK), (wrong_method, GATE_MARK), (denied, DENIED)):
-            row = _row(page, path)
+            row = flow_row(page, path)
             assert row.locator("td.col-path").inner_text().strip().endswith(f"127.0.0.1:{views.port}{path}"), path
             assert row.locator("td.col-path .marker").inner_text().strip() == mark, path
-        row = _row(page, forwarded)
+        row = flow_row(page, forwarded)
         assert row.locator("td.col-path").inner_text().strip().endswith(upstream_at.split("//")[1] + forwarded[1:])
         assert row.locator("td.col-path .marker").inner_text().strip() == ""
         assert row.locator("td.col-comment").inner_text().startswith("pass · ")
@@ -175,7 +177,7 @@ def test_browser_the_gates_own_answers_are_marked_at_its_address(views, page, tm
         assert flows[health]["marked"] == GATE_MARK and flows[health]["request"]["port"] == views.port
         assert flows[forwarded]["request"]["port"] != views.port and gate_at != upstream_at
         shot(page, tmp_path, "local-answers-list.png")
-        _row(page, health).click()
+        flow_row(page, health).click()
         page.locator("nav").get_by_text("Response", exact=True).click()
         page.locator(".contentview .controls h5", has_text=re.compile("auth gate", re.I)).wait_for()
         text = view_text(page)
@@ -190,7 +192,7 @@ def test_browser_the_lessons_precedence_as_the_explainer_traces_it(views, page, 
     path = unique("precedence")
     sent = [("Authorization", SMART.format(key=KEY).encode()), ("x-goog-api-key", KEY.encode())]
     assert raw_send(views.port, path, sent) == 200  # the smart-quoted Authorization counts as absent
-    row = _row(page, path)
+    row = flow_row(page, path)
     assert row.locator("td.col-comment").inner_text().strip() == \
         "pass · strict · x-goog-api-key won (Authorization non-ASCII, skipped; x-api-key absent) · key ok"
     row.click()
@@ -221,7 +223,7 @@ def test_browser_start_up_line_valid_again_and_chinese_in_the_persons_language(u
         logged = "\n".join(events(api))
         assert "auth gate (chargé) : mode strict (allow_lan_access=false)" in logged  # the start-up line, in French
         assert "auth gate (config.yaml est de nouveau valide) : mode strict" in logged
-        row = _row(pg, path)
+        row = flow_row(pg, path)
         assert row.locator("td.col-comment").inner_text().strip().startswith("401 · strict · aucun en-tête de clé")
         row.click()
         pg.locator("nav").get_by_text("Response", exact=True).click()
