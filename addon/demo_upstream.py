@@ -36,8 +36,7 @@ from http.server import ThreadingHTTPServer
 from authgate.config_read import read_config
 from authgate.settings import ConfigError
 from demo_api.handler import DemoHandler
-# Read from here by its importers (tests/test_sdk.py: KEY_HEADERS, STREAM_DELAY, fingerprint).
-from demo_api.shared import KEY_HEADERS, MAX_DELAY, RECORDED, STREAM_DELAY, describe_headers, fingerprint  # noqa: F401
+from demo_api.shared import RECORDED
 
 
 class _IPv6Server(ThreadingHTTPServer):

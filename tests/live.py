@@ -9,8 +9,7 @@ ports, waits for readiness (the "listening at 127.0.0.1:PORT" line), bounds ever
 - `Gates`: starts gates on config texts for a fixture and stops them all at its end.
 - `write_config`, `config_text`, `closed_port`, `tool`.
 
-The upstreams behind the gate are in upstreams.py, raw HTTP/1.1 in raw_http.py (`Upstream`, `send`
-and `IO_TIMEOUT` are importable from here too).
+The upstreams behind the gate are in upstreams.py, raw HTTP/1.1 in raw_http.py.
 """
 
 from __future__ import annotations
@@ -32,8 +31,8 @@ from pathlib import Path
 import pytest
 from mitmproxy import version as mitmproxy_version
 
-from raw_http import IO_TIMEOUT, Reply, send  # noqa: F401 (IO_TIMEOUT: importable from here too)
-from upstreams import JOIN_TIMEOUT, Upstream  # noqa: F401 (Upstream: likewise)
+from raw_http import Reply, send
+from upstreams import JOIN_TIMEOUT
 
 REPO = Path(__file__).resolve().parent.parent
 ADDON = REPO / "addon" / "auth.py"

@@ -25,6 +25,8 @@ from google.genai import errors as genai_errors  # noqa: E402
 from google.genai import types as genai_types  # noqa: E402
 
 import demo_upstream  # noqa: E402
+from authgate.key_headers import KEY_HEADERS  # noqa: E402  (Authorization, x-api-key, x-goog-api-key)
+from authgate.settings import fingerprint  # noqa: E402
 from live import Gate, closed_port, config_text  # noqa: E402
 from upstreams import Upstream  # noqa: E402
 
@@ -39,7 +41,6 @@ _ENV_NOISE = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_pro
               "GOOGLE_GENAI_API_VERSION", "GOOGLE_CLOUD_PROJECT", "GOOGLE_CLOUD_LOCATION")
 
 SDKS = ("openai", "anthropic", "google-genai")
-KEY_HEADERS = demo_upstream.KEY_HEADERS  # Authorization, x-api-key, x-goog-api-key: the gate's spelling
 # The key header each SDK may send by default; which one, the request it sends says (default_key_header).
 # anthropic 0.x sends X-Api-Key; 2.x sends its api_key as Authorization: Bearer (Anthropic._api_key_auth).
 SDK_KEY_HEADERS = {"openai": ("Authorization",), "anthropic": ("x-api-key", "Authorization"),
@@ -238,7 +239,7 @@ def expect_auth_error(sdk: str, call):
 
 
 def fp(key: str) -> str:
-    return demo_upstream.fingerprint(key)
+    return fingerprint(key)
 
 
 SERVER_ERROR = {"openai": openai.InternalServerError, "anthropic": anthropic.InternalServerError,

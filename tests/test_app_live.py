@@ -14,7 +14,9 @@ import time
 import pytest
 
 from appfiles import gui_config, make_token_db, snapshot_dir, write_gui_config
-from live import ADDON, Gate, Process, Upstream, closed_port, send, write_config
+from live import ADDON, Gate, Process, closed_port, write_config
+from raw_http import send
+from upstreams import Upstream
 
 APP_KEY = "sk-liveapp0123456789abcdef012345"
 NEW_KEY = "sk-liveNEW0123456789abcdef012345"

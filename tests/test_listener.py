@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from live import Gates, config_text, send
+from live import Gates, config_text
+from raw_http import send
 
 KEY = "sk-listen0123456789abcdef01234567"
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-import demo_upstream
+from demo_api.shared import STREAM_DELAY
 from sdk_clients import (KEY, KEY_HEADERS, PATH, SDKS, STREAM_PATH, Client, clean_env,  # noqa: F401
                          default_key_header, demo, fp, gate, genai_types)
 
@@ -48,7 +48,7 @@ def test_right_key_streams_unbuffered(sdk, gate, demo):
     rec = demo.stream_record(sid)
     # Buffered, the first event could only arrive after the upstream's last byte. Unbuffered it
     # arrives while the upstream is still pausing between events (STREAM_DELAY apart).
-    assert first < rec["finished"] - 2 * demo_upstream.STREAM_DELAY, (
+    assert first < rec["finished"] - 2 * STREAM_DELAY, (
         f"{sdk}: first event reached the client {first - rec['first_sent']:.3f}s after the upstream sent it, "
         f"{first - rec['finished']:+.3f}s relative to the upstream finishing: the gate buffered the stream")
     if sdk == "anthropic":

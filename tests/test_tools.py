@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from live import REPO, Gate, Upstream, config_text, write_config
+from live import REPO, Gate, config_text, write_config
+from upstreams import Upstream
 
 REAL_KEY = "sk-real0123456789abcdef0123456789ab"  # what the "real" proxy enforces
 OTHER_KEY = "sk-other123456789abcdef0123456789ab"

@@ -21,7 +21,8 @@ import pytest
 from mitmproxy.utils import emoji
 
 from authgate import explain_cli
-from live import IO_TIMEOUT, config_text, write_config
+from live import config_text, write_config
+from raw_http import IO_TIMEOUT
 from mitmweb_live import (DENIED, KEY, POLL_TIMEOUT, WRONG, WebAPI, send, start_mitmweb, unique,  # noqa: F401
                           upstream)
 from web_browser import browser, flow_row  # noqa: F401

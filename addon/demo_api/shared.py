@@ -7,9 +7,9 @@ import itertools
 import math
 import re
 
+from authgate.key_headers import KEY_HEADERS  # the gate's spelling
 from authgate.settings import fingerprint  # the gate's format
 
-KEY_HEADERS = ("Authorization", "x-api-key", "x-goog-api-key")
 # Other headers that look like credentials (added by upstream.headers, say): named, fingerprinted.
 CREDENTIAL_NAME = re.compile(r"key|token|secret|auth|cookie", re.I)
 STREAM_DELAY = 0.06  # seconds between streamed events

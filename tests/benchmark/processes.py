@@ -28,13 +28,13 @@ class Proc:
     """A child process with its output in a file; stopped by its own PID."""
 
     def __init__(self, name: str, argv: list[str], logdir: Path, cwd: Path | None = None,
-                 stdout_pipe: bool = False):
+                 stdout_pipe: bool = False, env: dict | None = None):
         self.name = name
         self.argv = argv
         self.log = logdir / f"{name}.log"
         self._logf = open(self.log, "wb")
         self.proc = subprocess.Popen(
-            argv, cwd=cwd, stdin=subprocess.PIPE, preexec_fn=_die_with_parent,
+            argv, cwd=cwd, env=env, stdin=subprocess.PIPE, preexec_fn=_die_with_parent,
             stdout=subprocess.PIPE if stdout_pipe else self._logf, stderr=self._logf)
 
     def tail(self, lines: int = 15) -> str:
@@ -125,8 +125,9 @@ def gate_args(addon: Path, upstream_url: str, logdir: Path) -> list[str]:
     return ["-s", str(addon), "--set", f"auth_config={config}", "--set", "auth_port=0", *MITMDUMP_COMMON]
 
 
-def start_mitmdump(name: str, prefix: list[str], args: list[str], logdir: Path, procs: list[Proc]) -> Proc:
+def start_mitmdump(name: str, prefix: list[str], args: list[str], logdir: Path, procs: list[Proc],
+                   env: dict | None = None) -> Proc:
     """Start `prefix + args` (prefix: mitmdump, or mitmdump under valgrind) and keep it in `procs`."""
-    p = Proc(name, [*prefix, *args], logdir, cwd=REPO)
+    p = Proc(name, [*prefix, *args], logdir, cwd=REPO, env=env)
     procs.append(p)
     return p
