@@ -14,20 +14,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from authgate.bind import Bind
-from authgate.commands import Commands
-from authgate.config_file import ConfigFile
-from authgate.connections import Connections
-from authgate.editor import OptionsEditor
-from authgate.flowview import FlowView
-from authgate.forward import Forward
-from authgate.gatekeeper import Gatekeeper
-from authgate.limits import Limits
-from authgate.mitmweb import Mitmweb
-from authgate.monitor import Monitor
-from authgate.replies import Replies
-from authgate.shadow import Shadow
-from authgate.state import GateState
+from authgate.addons.bind import Bind
+from authgate.addons.commands import Commands
+from authgate.addons.config_file import ConfigFile
+from authgate.addons.connections import Connections
+from authgate.addons.editor import OptionsEditor
+from authgate.addons.flowview import FlowView
+from authgate.addons.forward import Forward
+from authgate.addons.gatekeeper import Gatekeeper
+from authgate.addons.limits import Limits
+from authgate.addons.mitmweb import Mitmweb
+from authgate.addons.monitor import Monitor
+from authgate.addons.replies import Replies
+from authgate.addons.shadow import Shadow
+from authgate.addons.state import GateState
 
 DEFAULT_CONFIG = str(Path(__file__).resolve().parent.parent / "config.yaml")
 

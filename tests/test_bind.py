@@ -1,4 +1,4 @@
-"""Bind (authgate/bind.py): where the gate listens, following the snapshot; the user's flags win."""
+"""Bind (authgate/addons/bind.py): where the gate listens, following the snapshot; the user's flags win."""
 
 import logging
 

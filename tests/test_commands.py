@@ -1,4 +1,4 @@
-"""Commands (authgate/commands.py): auth.explain, auth.status, auth.regenerate."""
+"""Commands (authgate/addons/commands.py): auth.explain, auth.status, auth.regenerate."""
 
 import re
 

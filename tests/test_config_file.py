@@ -1,4 +1,4 @@
-"""ConfigFile (authgate/config_file.py) and GateState (authgate/state.py): the options, config.yaml
+"""ConfigFile (authgate/addons/config_file.py) and GateState (authgate/addons/state.py): the options, config.yaml
 read at start and on every change, the generated key, bad values refused or kept out."""
 
 import logging
@@ -141,7 +141,7 @@ async def test_a_read_that_hangs_holds_a_request_at_most_read_wait(gate, config,
     import time
 
     from authgate import sources
-    from authgate import snapshots
+    from authgate.addons import snapshots
     monkeypatch.setattr(snapshots, "READ_WAIT", 0.2)
     release = asyncio.Event()
     real = sources.read
@@ -172,7 +172,7 @@ async def test_a_read_that_hangs_holds_a_request_at_most_read_wait(gate, config,
 async def test_the_watcher_survives_any_exception_and_says_so_once(gate, monkeypatch, caplog):
     import asyncio
 
-    from authgate import config_file
+    from authgate.addons import config_file
     monkeypatch.setattr(config_file, "RELOAD_INTERVAL", 0.01)
     calls = []
 

@@ -1,4 +1,4 @@
-"""Connections (authgate/connections.py): a deadline for each request head; no socket left open."""
+"""Connections (authgate/addons/connections.py): a deadline for each request head; no socket left open."""
 
 import pytest
 from mitmproxy import exceptions

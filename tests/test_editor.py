@@ -1,4 +1,4 @@
-"""OptionsEditor (authgate/editor.py): the auth_* options read, and show, the value in force; a
+"""OptionsEditor (authgate/addons/editor.py): the auth_* options read, and show, the value in force; a
 change made while the gate runs is saved into config.yaml (comments kept) or, with auth_save off, is
 a throwaway override; auth.status, the start-up line and the options' help say the same.
 A live mitmweb, its API and a browser: test_web_settings.py."""

@@ -1,4 +1,4 @@
-"""FlowView (authgate/flowview.py): the "Auth gate" content view, through mitmproxy's own content
+"""FlowView (authgate/addons/flowview.py): the "Auth gate" content view, through mitmproxy's own content
 view machinery, for each kind of flow the gate decides; and the gate's own answers shown at the
 gate's address with their marker. A live mitmweb and a browser: test_web_views.py."""
 
@@ -7,7 +7,7 @@ import json
 from mitmproxy import contentviews
 from mitmproxy.test import tutils
 
-from authgate import flowview
+from authgate.addons import flowview
 from gate_harness import KEY, config, default_config, gate, running_gate, send, upstream  # noqa: F401
 
 GATE_ADDRESS = ("127.0.0.1", 8045)

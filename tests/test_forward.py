@@ -1,4 +1,4 @@
-"""Forward (authgate/forward.py): what passes goes to upstream.url without the client's key headers,
+"""Forward (authgate/addons/forward.py): what passes goes to upstream.url without the client's key headers,
 the client's request is put back on the flow, and the wait for the upstream is bounded."""
 
 import asyncio

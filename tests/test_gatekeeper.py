@@ -1,4 +1,4 @@
-"""Gatekeeper (authgate/gatekeeper.py): the decision on each request, said on the flow, and the
+"""Gatekeeper (authgate/addons/gatekeeper.py): the decision on each request, said on the flow, and the
 answers the gate gives itself (401/403, preflight, /healthz, 405, absolute-form, fail-closed 500)."""
 
 import json

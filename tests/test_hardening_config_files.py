@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from authgate.snapshots import READ_WAIT
+from authgate.addons.snapshots import READ_WAIT
 from hardening_probes import AUTH, KEY
 from live import config_text, write_config
 from live_fixtures import confdir, gate, memory_kb, recorder, report  # noqa: F401

@@ -1,4 +1,4 @@
-"""Limits (authgate/limits.py): the body limit option, and the flow of a request a guard refused."""
+"""Limits (authgate/addons/limits.py): the body limit option, and the flow of a request a guard refused."""
 
 import json
 

@@ -1,4 +1,4 @@
-"""Where the gate listens, on every supported mitmproxy and Python (addon/authgate/bind.py).
+"""Where the gate listens, on every supported mitmproxy and Python (addon/authgate/addons/bind.py).
 
 On Python 3.12+ mitmproxy starts its listeners before a `-s` script has loaded; without the
 gate's take-over, `mitmdump -s addon/auth.py` served mitmproxy's default forward proxy on *:8080

@@ -1,4 +1,4 @@
-"""Mitmweb (authgate/mitmweb.py): the comment column, and the UI kept on loopback where mitmweb
+"""Mitmweb (authgate/addons/mitmweb.py): the comment column, and the UI kept on loopback where mitmweb
 has no password. A live mitmweb is in test_web.py; these run without one."""
 
 import logging
@@ -8,7 +8,7 @@ import pytest
 from mitmproxy import exceptions
 from mitmproxy.options import Options
 
-from authgate.mitmweb import check_web_host
+from authgate.addons.mitmweb import check_web_host
 from gate_harness import config, default_config, running_gate, upstream  # noqa: F401
 
 

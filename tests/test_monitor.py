@@ -1,4 +1,4 @@
-"""Monitor (authgate/monitor.py): the IP a user token came from is recorded once the response
+"""Monitor (authgate/addons/monitor.py): the IP a user token came from is recorded once the response
 is out, whatever its status (monitor.rs), in memory; it counts for the token's IP limit from
 the next request on, and survives a reload of config.yaml."""
 

@@ -1,4 +1,4 @@
-"""Replies (authgate/replies.py): the x-auth-gate header on every answer, and the gate's JSON
+"""Replies (authgate/addons/replies.py): the x-auth-gate header on every answer, and the gate's JSON
 502/504, in the client's SDK dialect, when the upstream fails."""
 
 import json

@@ -1,4 +1,4 @@
-"""Shadow (authgate/shadow.py): auth_enforce false forwards everything as sent and judges the
+"""Shadow (authgate/addons/shadow.py): auth_enforce false forwards everything as sent and judges the
 real proxy's answer against the gate's prediction."""
 
 import logging

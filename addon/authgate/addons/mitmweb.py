@@ -20,7 +20,7 @@ from pathlib import Path
 import tornado.web
 from mitmproxy import ctx, exceptions
 
-from . import mitmproxy_compat
+from .. import mitmproxy_compat
 from .config_file import refused_at_start
 from .state import GateAddon
 

@@ -24,10 +24,10 @@ import os
 
 from mitmproxy import ctx, exceptions
 
-from . import config_edit, explain, mitmproxy_compat
+from .. import config_edit, explain, mitmproxy_compat
 from .config_file import overrides
-from .fields import BY_OPTION, FIELDS, Field, file_of, in_force
-from .settings import ConfigError, Settings
+from ..fields import BY_OPTION, FIELDS, Field, file_of, in_force
+from ..settings import ConfigError, Settings
 from .state import GateAddon, GateState
 
 log = logging.getLogger("authgate")

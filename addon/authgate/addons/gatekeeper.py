@@ -23,7 +23,8 @@ import logging
 from mitmproxy import http
 from mitmproxy.flow import Error
 
-from . import answers, error_bodies, explain, responses, verdict
+from .. import answers, error_bodies, explain, verdict
+from . import responses
 from .state import LEVELS, GateAddon
 
 log = logging.getLogger("authgate")

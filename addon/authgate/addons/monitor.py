@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from mitmproxy import http
 
-from .settings import Settings
+from ..settings import Settings
 from .state import GateAddon
 
 

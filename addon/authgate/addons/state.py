@@ -16,11 +16,11 @@ import logging
 from collections import OrderedDict
 from typing import Callable
 
-from . import sources
-from .appconfig import AppConfig
-from .decision import Decision, RequestView, decide
-from .explain import phrase as _words
-from .settings import Settings, fingerprint
+from .. import sources
+from ..appconfig import AppConfig
+from ..decision import Decision, RequestView, decide
+from ..explain import phrase as _words
+from ..settings import Settings, fingerprint
 from .snapshots import Snapshots
 
 log = logging.getLogger("authgate")

@@ -21,7 +21,7 @@ import textwrap
 
 from mitmproxy import http
 
-from . import explain, mitmproxy_compat
+from .. import explain, mitmproxy_compat
 from .state import GateAddon
 
 NAME = "Auth gate"

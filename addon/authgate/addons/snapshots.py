@@ -16,9 +16,9 @@ import logging
 import os
 from typing import TYPE_CHECKING
 
-from . import sources
-from .explain import phrase as _words
-from .settings import ConfigError, FileConfig, Overrides
+from .. import sources
+from ..explain import phrase as _words
+from ..settings import ConfigError, FileConfig, Overrides
 
 if TYPE_CHECKING:
     from .state import GateState

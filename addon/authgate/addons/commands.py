@@ -9,9 +9,9 @@ import os
 
 from mitmproxy import command, ctx, exceptions, flow, http
 
-from . import explain, fields, mitmproxy_compat, sources
-from .config_edit import write_key
-from .settings import ConfigError, fingerprint, generate_key
+from .. import explain, fields, mitmproxy_compat, sources
+from ..config_edit import write_key
+from ..settings import ConfigError, fingerprint, generate_key
 from .state import GateAddon
 
 log = logging.getLogger("authgate")

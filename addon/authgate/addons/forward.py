@@ -14,8 +14,9 @@ import asyncio
 
 from mitmproxy import http
 
-from . import mitmproxy_compat, responses
-from .credentials import STRIPPED_NAMES, strip_query_key
+from .. import mitmproxy_compat
+from . import responses
+from ..credentials import STRIPPED_NAMES, strip_query_key
 from .state import GateAddon, GateState
 
 

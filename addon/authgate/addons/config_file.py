@@ -16,9 +16,9 @@ from typing import Optional
 
 from mitmproxy import ctx, exceptions
 
-from . import explain, mitmproxy_compat, sources
-from .decision import MODES, PROFILES
-from .settings import ConfigError, Overrides
+from .. import explain, mitmproxy_compat, sources
+from ..decision import MODES, PROFILES
+from ..settings import ConfigError, Overrides
 from .state import GateAddon, GateState
 
 log = logging.getLogger("authgate")

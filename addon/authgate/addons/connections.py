@@ -21,7 +21,7 @@ import time
 
 from mitmproxy import connection, ctx, exceptions, http
 
-from . import mitmproxy_compat
+from .. import mitmproxy_compat
 from .state import GateAddon, GateState
 
 log = logging.getLogger("authgate")

@@ -12,9 +12,9 @@ import logging
 
 from mitmproxy import http
 
-from . import answers, error_bodies, explain, mitmproxy_compat
-from .credentials import shown_target
-from .decision import Decision
+from .. import answers, error_bodies, explain, mitmproxy_compat
+from ..credentials import shown_target
+from ..decision import Decision
 
 DENIED_MARKER = ":no_entry:"
 GATE_MARKER = ":shield:"  # answered by the gate itself without denying: /healthz, the preflight, 405

@@ -12,8 +12,9 @@ import logging
 
 from mitmproxy import http
 
-from . import responses, verdict
-from .settings import Settings
+from .. import verdict
+from . import responses
+from ..settings import Settings
 from .state import GateAddon
 
 log = logging.getLogger("authgate")

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from mitmproxy import connection, http
 
-from . import error_bodies, mitmproxy_compat, responses
-from .settings import Settings
+from .. import error_bodies, mitmproxy_compat
+from . import responses
+from ..settings import Settings
 from .state import GateAddon
 
 

@@ -16,8 +16,8 @@ import re
 
 from mitmproxy import ctx
 
-from . import explain, mitmproxy_compat
-from .settings import Settings
+from .. import explain, mitmproxy_compat
+from ..settings import Settings
 from .state import GateAddon, GateState
 
 log = logging.getLogger("authgate")
