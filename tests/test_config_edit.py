@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from authgate.config_edit import save, set_field, set_key_in_text, write_key, yaml_scalar
+from authgate.config_edit import save, set_field, write_key, yaml_scalar
 from authgate.config_read import parse_config, read_config
 from authgate.settings import ConfigError
 from config_texts import GOOD
@@ -97,16 +97,30 @@ def test_save_validates_first_and_replaces_the_file_atomically(tmp_path):
 # ---- the key write-back (a missing api_key generated, auth.regenerate)
 
 def test_key_write_back_keeps_comments_and_layout(tmp_path):
-    text = GOOD.replace("  api_key: sk-abc\n", "")
-    new = set_key_in_text(text, "sk-new")
+    path = tmp_path / "config.yaml"
+    path.write_text(GOOD.replace("  api_key: sk-abc\n", ""))
+    write_key(path, "sk-new")
+    new = path.read_text()
     assert "# my proxy" in new and "# keep this comment" in new
-    assert parse_config(new, "c").api_key == "sk-new"
+    assert read_config(path).api_key == "sk-new"
     # replaces an existing line rather than adding a second one
-    again = set_key_in_text(new, "sk-newer")
-    assert again.count("api_key:") == 1 and parse_config(again, "c").api_key == "sk-newer"
+    write_key(path, "sk-newer")
+    again = path.read_text()
+    assert again.count("api_key:") == 1 and read_config(path).api_key == "sk-newer"
+
+
+def test_the_key_goes_under_proxy_whatever_else_is_named_api_key(tmp_path):
+    """An upstream header named api_key (upstream.headers) is the upstream's, never the gate's key."""
+    path = tmp_path / "config.yaml"
+    path.write_text("upstream:\n  url: http://127.0.0.1:8046\n  headers:\n    api_key: upstream-secret\n"
+                    "proxy:\n  auth_mode: strict\n")
+    write_key(path, "sk-generated")
+    cfg = read_config(path)
+    assert cfg.api_key == "sk-generated" and cfg.upstream.headers == (("api_key", "upstream-secret"),)
     # no proxy section at all: one is added (the file still needs its auth_mode to load)
-    assert "proxy:\n  api_key: sk-z\n" in set_key_in_text("upstream:\n  url: http://127.0.0.1:1\n", "sk-z")
-    assert set_key_in_text("", "sk-z") == "proxy:\n  api_key: sk-z\n"
+    assert set_field("upstream:\n  url: http://127.0.0.1:1\n", "proxy.api_key", "sk-z").endswith(
+        "proxy:\n  api_key: sk-z\n")
+    assert set_field("", "proxy.api_key", "sk-z") == "proxy:\n  api_key: sk-z\n"
 
 
 def test_write_key_is_atomic_and_reloadable(tmp_path):

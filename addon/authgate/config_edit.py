@@ -122,31 +122,11 @@ def save(path: str | os.PathLike, changes: dict[str, object]) -> FileConfig:
 
 # ------------------------------------------------------------- key write-back
 
-_PROXY_LINE = re.compile(_SECTION.format(name="proxy"), re.M)
-_KEY_LINE = re.compile(r"^([ \t]+)api_key:.*$", re.M)
-
-
-def set_key_in_text(text: str, key: str) -> str:
-    """config.yaml's text with proxy.api_key set to `key`, comments kept."""
-    line = f"api_key: {key}"
-    if _KEY_LINE.search(text):
-        new = _KEY_LINE.sub(lambda m: m.group(1) + line, text, count=1)
-    elif m := _PROXY_LINE.search(text):
-        rest = text[m.end():]
-        indent_m = _INDENTED.search(rest)
-        indent = indent_m.group(1) if indent_m and indent_m.start() == 1 else "  "
-        new = text[:m.end()] + "\n" + indent + line + rest
-    else:
-        sep = "" if not text or text.endswith("\n") else "\n"
-        new = f"{text}{sep}proxy:\n  {line}\n"
-    return new
-
-
 def write_key(path: str | os.PathLike, key: str) -> None:
     """Save the key into config.yaml atomically; refuses to write a broken file."""
     path = Path(path)
     text = read_text(path)
-    new = set_key_in_text(text, key)
+    new = set_field(text, "proxy.api_key", key)  # under proxy: only (upstream.headers may name an api_key too)
     if parse_config(new, str(path)).api_key != key:  # never write what would not load back
         raise ConfigError(str(path), "proxy.api_key", "could not be written back safely",
                           "add an `api_key:` line under `proxy:` by hand")
