@@ -4,10 +4,11 @@
     mitmdump -s addon/auth.py --set auth_config=other.yaml
     mitmdump -s addon/auth.py --set auth_config=antigravity   # the app's own gui_config.json (v4)
 
-This file only composes the gate from small addons (authgate/), one concern
-each, as mitmproxy's own addons are; they share the settings snapshot through
-one GateState. The pure pieces beside them: the decision, the settings and the
-explanations. See README.md, "Layout".
+This file only composes the gate from small addons (authgate/addons/), one
+concern each, as mitmproxy's own addons are; they share the settings snapshot
+through one GateState. The pure core they call (the decision, the settings, the
+explanations) is authgate/; mitmproxy's internals, authgate/mitmproxy_compat/.
+See README.md, "Layout".
 """
 
 from __future__ import annotations
