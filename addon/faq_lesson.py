@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import lesson_run
-from authgate import explain
+from authgate import explain, v4
 from authgate.settings import fingerprint, generate_key
 
 ANY = object()
@@ -65,7 +65,7 @@ LESSON = (
     Scenario("2", "auth_mode=auto, allow_lan_access=true → all_except_health", "auto", 401, "missing",
              "all_except_health", lan=True),
     Scenario("3", "api_key empty: every request is denied, and logged", "strict", 401, "empty_api_key", "strict",
-             empty_key=True, headers=KEY_HEADER, log=explain.EMPTY_KEY_LOG),
+             empty_key=True, headers=KEY_HEADER, log=v4.EMPTY_KEY_LOG),
     Scenario("3", "api_key set again: the key works at once, no restart", "strict", 200, "key_ok", "strict",
              headers=KEY_HEADER, winner="Authorization"),
     Scenario("4", "Authorization: Bearer <key>", "strict", 200, "key_ok", "strict", headers=KEY_HEADER,
@@ -86,7 +86,7 @@ LESSON = (
     Scenario("pitfall", "Authorization: Bearer<key>, no space", "strict", 401, "bearer_no_space", "strict",
              headers=(("Authorization", "Bearer$KEY"),), winner="Authorization"),
     Scenario("pitfall", "api_key empty: all requests get 401", "strict", 401, "empty_api_key", "strict",
-             empty_key=True, headers=(("x-api-key", "$KEY"),), log=explain.EMPTY_KEY_LOG),
+             empty_key=True, headers=(("x-api-key", "$KEY"),), log=v4.EMPTY_KEY_LOG),
 )
 
 

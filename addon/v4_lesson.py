@@ -49,9 +49,8 @@ class Scenario:
 
 def _beijing_window() -> tuple[str, str]:
     """A curfew around the current Beijing time (UTC+8), ten minutes either side."""
-    now = int(time.time()) + tokens.BEIJING_OFFSET
-    hhmm = lambda t: f"{t // 3600 % 24:02d}:{t // 60 % 60:02d}"  # noqa: E731
-    return hhmm(now - 600), hhmm(now + 600)
+    now = time.time()
+    return tokens.beijing_hhmm(now - 600), tokens.beijing_hhmm(now + 600)
 
 
 CURFEW = _beijing_window()

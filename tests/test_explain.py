@@ -90,7 +90,7 @@ def test_trace_walks_the_chain():
 
 
 def test_every_reason_has_words():
-    for code, r in explain.REASONS.items():
+    for code, r in explain.CATALOGS["en"].reasons.items():
         assert r.label and r.why
         if code not in ("preflight", "auth_off", "health_exempt", "internal_exempt", "key_ok",
                         "health_paths_exempt", "token_ok", "admin_health", "admin_key_ok", "admin_password_ok"):

@@ -41,7 +41,7 @@ def test_in_curfew(start, end, current, expected):
 
 def test_validate_returns_the_originals_messages():
     s = MemoryTokenStore([TokenRow("t", "sk-t", "t", expires_type="day", expires_at=NOW - 1)])
-    assert validate(s, "sk-x", "ip", NOW) == ("unknown", None, "Invalid token. Please check your API key.", None, None)
+    assert validate(s, "sk-x", "ip", NOW) == ("unknown", None, "Invalid token. Please check your API key.")
     check = validate(s, "sk-t", "ip", NOW)
     assert (check.verdict, check.message) == (
         "expired", "Your token has expired. Please contact the administrator to renew it.")

@@ -13,7 +13,8 @@ from authgate import v4
 from authgate.decision import V4Decision, decide
 from authgate.tokens import TokenRow
 from policy import KEY, Policy
-from v4_harness import BEARER, NOW, PWD, USER, FailingStore, expected_denial_status, req, run, store
+from v4_harness import (BEARER, DENIAL_STATUS, NOW, PWD, SHAPE_REASONS, USER, FailingStore, expected_denial_status, req,
+                        run, store)
 
 
 # ---- OPTIONS: tower-http's CorsLayer answers every OPTIONS first [v3.3.8; layer order server.rs:804]
@@ -164,7 +165,7 @@ def test_internal_dot_segments_in_off_mode_still_pass():
 
 def test_every_denial_reason_has_words_and_a_status():
     from authgate import explain
-    for reason in (*v4.DENIAL_STATUS, *v4.SHAPE_REASONS):
+    for reason in (*DENIAL_STATUS, *SHAPE_REASONS):
         for lang in explain.LANGUAGES:
             r = explain.CATALOGS[lang].reasons[reason]
             assert r.label and r.why and r.fix, (lang, reason)

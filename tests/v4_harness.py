@@ -11,6 +11,19 @@ PWD = "admin-pass-123"
 USER = "sk-user0123456789abcdef0123456789ab"
 ROW = TokenRow(id="t1", token=USER, username="alice")
 
+# What each v4 denial answers. The key-shape reasons (mismatch, empty_value,
+# bearer_no_space, bearer_lowercase, bearer_extra_space) are 403 on proxy
+# routes (the key is not a user token either: Decision.token == "unknown")
+# and 401 on admin routes, where user tokens are never consulted.
+DENIAL_STATUS = {
+    "missing": 401, "non_ascii": 401, "empty_api_key": 401,  # auth.rs:133-143, 235-236
+    "token_expired": 403, "token_ip_limit": 403, "token_curfew": 403,  # auth.rs:211-228
+    "token_store_error": 500,  # auth.rs:230-233
+    "token_vanished": 401,  # auth.rs:207-209
+    "admin_empty_credentials": 401, "admin_password_mismatch": 401, "admin_api_key_refused": 401,
+}
+SHAPE_REASONS = ("mismatch", "empty_value", "bearer_no_space", "bearer_lowercase", "bearer_extra_space")
+
 
 def req(method="GET", path="/v1/models", *headers):
     return RequestView(method, path, tuple((n.encode("latin-1") if isinstance(n, str) else n,
@@ -58,6 +71,6 @@ BEARER = ("Authorization", f"Bearer {KEY}")
 
 
 def expected_denial_status(d):
-    if d.reason in v4.SHAPE_REASONS:
+    if d.reason in SHAPE_REASONS:
         return 401 if d.surface == "admin" else 403
-    return v4.DENIAL_STATUS[d.reason]
+    return DENIAL_STATUS[d.reason]

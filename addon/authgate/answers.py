@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 from typing import NamedTuple
 
-from . import error_bodies, explain
+from . import error_bodies, explain, v4
 from .decision import Decision
 from .tokens import INVALID_TOKEN
 
@@ -89,5 +89,5 @@ def original_log(d: Decision) -> tuple[str, str] | None:
     if d.log is not None:
         return d.log
     if d.reason == "empty_api_key":
-        return ("error", explain.EMPTY_KEY_LOG)
+        return ("error", v4.EMPTY_KEY_LOG)
     return None

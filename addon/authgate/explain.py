@@ -26,7 +26,6 @@ from .v4_admin import admin_path
 
 LANGUAGES = ("en", "fr", "es", "ja", "zh-TW")
 # The original's log line, word for word: the FAQ tells people to look for it.
-EMPTY_KEY_LOG = v4.EMPTY_KEY_LOG
 _LOCALES = Path(__file__).with_name("locales")
 
 
@@ -56,7 +55,6 @@ CATALOGS: dict[str, Catalog] = {"en": _EN}
 for _lang in LANGUAGES[1:]:
     if (_LOCALES / f"{_lang}.json").exists():
         CATALOGS[_lang] = _load(_lang, _EN)
-REASONS = _EN.reasons
 
 
 def pick_language(accept_language: str | None, default: str = "en") -> str:
@@ -91,18 +89,19 @@ def _match(tag: str) -> str | None:
     return primary if primary in CATALOGS and primary != "zh" else None
 
 
-def _cat(lang: str) -> Catalog:
+def catalog(lang: str) -> Catalog:
+    """The language's catalog (English when there is none)."""
     return CATALOGS.get(lang, _EN)
 
 
 def phrase(lang: str, name: str, /, **values) -> str:
     """One phrase of the catalog, filled in (English when the language lacks it)."""
-    return _cat(lang).phrases[name].format(**values)
+    return catalog(lang).phrases[name].format(**values)
 
 
 def mode_why(auth_mode: str, allow_lan_access: bool, lang: str = "en") -> str:
     """Why the effective mode is what it is."""
-    p = _cat(lang).phrases
+    p = catalog(lang).phrases
     if auth_mode == "auto":
         return p["mode_auto_lan"] if allow_lan_access else p["mode_auto_off"]
     return p["mode_plain"].format(mode=auth_mode)
@@ -110,7 +109,7 @@ def mode_why(auth_mode: str, allow_lan_access: bool, lang: str = "en") -> str:
 
 def header_part(d: Decision, lang: str = "en") -> str:
     """`x-api-key won (Authorization absent)`, `Authorization won (x-api-key ignored)`."""
-    p = _cat(lang).phrases
+    p = catalog(lang).phrases
     if d.winner is None:
         skipped = [p["skipped"].format(name=name) for name in d.skipped]
         return p["no_key_header"] + (f" ({'; '.join(skipped)})" if skipped else "")
@@ -125,12 +124,12 @@ def header_part(d: Decision, lang: str = "en") -> str:
 
 
 def status_token(d: Decision, lang: str = "en") -> str:
-    return str(d.status) if d.status else _cat(lang).phrases["pass"]
+    return str(d.status) if d.status else catalog(lang).phrases["pass"]
 
 
 def comment(d: Decision, lang: str = "en") -> str:
     """One line for mitmweb's comment column."""
-    cat = _cat(lang)
+    cat = catalog(lang)
     p = cat.phrases
     if d.route == "preflight":
         where = p["preflight"]
@@ -155,20 +154,22 @@ def comment(d: Decision, lang: str = "en") -> str:
 
 
 def _fill(text: str, d: Decision, lang: str) -> str:
-    return text.format(winner=d.winner or _cat(lang).phrases["no_key_header"],
-                       skipped=", ".join(d.skipped) or _cat(lang).phrases["some_header"],
+    if "{" not in text:  # most texts (every request's "why" goes through here)
+        return text
+    p = catalog(lang).phrases
+    return text.format(winner=d.winner or p["no_key_header"], skipped=", ".join(d.skipped) or p["some_header"],
                        user=d.token_user or "?", ip=d.client_ip or v4.NO_CLIENT_IP,
                        header=d.headers[0][0] if d.route == "bad_request" else "?")
 
 
 def notes(d: Decision, lang: str = "en") -> list[str]:
     """The quirks and differences that apply to this decision (v4), in words."""
-    p = _cat(lang).phrases
+    p = catalog(lang).phrases
     return [_fill(p["note_" + code], d, lang) for code in d.notes]
 
 
 def _fix(d: Decision, lang: str) -> str:
-    cat = _cat(lang)
+    cat = catalog(lang)
     if d.shadowed:
         return cat.phrases["shadowed_fix"].format(winner=d.winner)
     fix = cat.reasons[d.reason].fix
@@ -177,7 +178,7 @@ def _fix(d: Decision, lang: str) -> str:
 
 def message(d: Decision, lang: str = "en") -> str:
     """The 401 body's message: what was read, why it failed, the fix."""
-    cat = _cat(lang)
+    cat = catalog(lang)
     p = cat.phrases
     if d.route == "bad_request":  # refused before any auth, as the original's HTTP parser does
         return " ".join([p["refused"], _fill(cat.reasons[d.reason].why, d, lang), p["fix"].format(fix=_fix(d, lang))])
@@ -207,7 +208,7 @@ def message(d: Decision, lang: str = "en") -> str:
 
 def detail(d: Decision, lang: str = "en") -> dict:
     """Structured form of the decision (flow.metadata["auth"], the 401 body)."""
-    reason = _cat(lang).reasons[d.reason]
+    reason = catalog(lang).reasons[d.reason]
     out = {
         "outcome": "allow" if d.allowed else "deny",
         "route": d.route,
@@ -242,7 +243,7 @@ def detail(d: Decision, lang: str = "en") -> dict:
 
 def trace(d: Decision, method: str, path: str, lang: str = "en") -> str:
     """The full decision, step by step, for auth.explain and the CLI."""
-    cat = _cat(lang)
+    cat = catalog(lang)
     p = cat.phrases
     lines = [f"{method} {shown_target(path)}", p["trace_mode"].format(mode=d.effective_mode, why=mode_why(d.configured_mode, d.allow_lan_access, lang))]
     if d.surface == "admin":

@@ -40,11 +40,11 @@ def first_values(headers: tuple[tuple[bytes, bytes], ...]) -> dict[str, bytes]:
     return found
 
 
-def read_key(found: dict[str, bytes]):
-    """The original's extraction chain: the first usable header wins."""
+def read_key(found: dict[str, bytes], names: tuple[str, ...] = KEY_HEADERS):
+    """The original's extraction chain over `names`: the first usable header wins."""
     states: list[tuple[str, str]] = []
     winner = key = form = None
-    for name in KEY_HEADERS:
+    for name in names:
         value = found.get(name)
         if value is None:
             states.append((name, "absent"))

@@ -76,8 +76,6 @@ class Check(NamedTuple):
     verdict: str
     row: TokenRow | None
     message: str | None  # the original's 403 message, word for word; None when ok
-    ip_count: int | None = None  # ip_limit: the count the message quotes
-    beijing: str | None = None  # curfew: "HH:MM" now, Beijing time
 
 
 def beijing_hhmm(now: float) -> str:
@@ -106,13 +104,13 @@ def validate(store: TokenStore, token: str, ip: str, now: float) -> Check:
     if row.max_ips > 0 and not store.is_bound(row.id, ip):
         count = store.ip_count(row.id)
         if count >= row.max_ips:
-            return Check("ip_limit", row, IP_LIMIT.format(count=count, max_ips=row.max_ips), ip_count=count)
+            return Check("ip_limit", row, IP_LIMIT.format(count=count, max_ips=row.max_ips))
     # l.641-660: both set and non-empty, else no curfew.
     start, end = row.curfew_start, row.curfew_end
     if start and end:
         current = beijing_hhmm(now)
         if in_curfew(start, end, current):
-            return Check("curfew", row, CURFEW.format(start=start, end=end, now=current), beijing=current)
+            return Check("curfew", row, CURFEW.format(start=start, end=end, now=current))
     return Check("ok", row, None)
 
 

@@ -39,33 +39,19 @@ import time
 from urllib.parse import unquote
 
 from . import tokens as _tokens
-from .decision import ROUTE_STATUS, Decision, RequestView, V4Decision, V4Facts, effective_mode, route_for
-from .key_headers import NOT_VISIBLE_ASCII, failure_reason, find_shadowed, first_values, matches, read_key
+from .decision import HEALTH_PATHS, ROUTE_STATUS, Decision, RequestView, V4Decision, V4Facts, effective_mode, route_for
+from .key_headers import KEY_HEADERS, NOT_VISIBLE_ASCII, failure_reason, find_shadowed, first_values, matches, read_key
 from .v4_admin import admin_path
 
 VERSION = "4.5.8"  # the health answer's default "version" (server.rs:915, CARGO_PKG_VERSION)
 # auth.rs:43, exact matches on the raw path without its query.
 HEALTH = frozenset(("/healthz", "/api/health", "/health"))
-PROXY_HEALTH_ROUTES = frozenset(("/health", "/healthz"))  # server.rs:443-444; GET, so HEAD too
 INTERNAL_PREFIX = "/internal/"  # auth.rs:44: the trailing slash is needed
 # The original's log lines, word for word.
 EMPTY_KEY_LOG = "Proxy auth is enabled but api_key is empty; denying request"  # auth.rs:141
 ADMIN_EMPTY_LOG = ("Admin auth is required but both api_key and admin_password are empty; "
                    "denying request")  # auth.rs:138
 NO_CLIENT_IP = "127.0.0.1"  # auth.rs:179: the TCP peer is never used
-
-# What each v4 denial answers. The key-shape reasons (mismatch, empty_value,
-# bearer_no_space, bearer_lowercase, bearer_extra_space) are 403 on proxy
-# routes (the key is not a user token either: Decision.token == "unknown")
-# and 401 on admin routes, where user tokens are never consulted.
-DENIAL_STATUS = {
-    "missing": 401, "non_ascii": 401, "empty_api_key": 401,  # auth.rs:133-143, 235-236
-    "token_expired": 403, "token_ip_limit": 403, "token_curfew": 403,  # auth.rs:211-228
-    "token_store_error": 500,  # auth.rs:230-233
-    "token_vanished": 401,  # auth.rs:207-209
-    "admin_empty_credentials": 401, "admin_password_mismatch": 401, "admin_api_key_refused": 401,
-}
-SHAPE_REASONS = ("mismatch", "empty_value", "bearer_no_space", "bearer_lowercase", "bearer_extra_space")
 
 _SEPARATORS = re.compile(r"[/\\]")
 
@@ -94,10 +80,7 @@ def client_ip(headers) -> str:
 def off_mode_key(headers) -> str | None:
     """The key off mode looks up to tag a user token (auth.rs:65-75): Authorization
     (Bearer-stripped, else whole), else x-api-key. Not x-goog-api-key."""
-    auth = _header(headers, b"authorization")
-    if auth is not None:
-        return (auth[7:] if auth.startswith(b"Bearer ") else auth).decode("ascii")
-    key = _header(headers, b"x-api-key")
+    key = read_key(first_values(headers), KEY_HEADERS[:2])[1]
     return None if key is None else key.decode("ascii")
 
 
@@ -148,7 +131,7 @@ def decide(view: RequestView, policy, store=None, now: float | None = None) -> D
     if inner is not None:
         return _admin(view, policy, inner, mode, effective, lan)
 
-    route = route_for(method, path in PROXY_HEALTH_ROUTES)
+    route = route_for(method, path in HEALTH_PATHS["v4"])  # server.rs:443-444; GET, so HEAD too
     notes: tuple[str, ...] = ("api_fallback",) if path == "/api" or path.startswith("/api/") else ()
     if effective == "off":  # auth.rs:62-96
         return _off(view, store, route, mode, effective, lan, notes)

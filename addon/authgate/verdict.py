@@ -34,13 +34,9 @@ STOPPED = b"Proxy service is currently disabled"  # service_status.rs:29
 BODY_STATUSES = (403, 503)  # the statuses whose body tells who answered
 
 
-def _phrases(lang: str) -> dict[str, str]:
-    return explain.CATALOGS.get(lang, explain.CATALOGS["en"]).phrases
-
-
 def waiting(predicted: str, lang: str = "en") -> str:
     """Shadow mode, before the real proxy answers: the prediction alone."""
-    p = _phrases(lang)
+    p = explain.catalog(lang).phrases
     return " · ".join([p["shadow"], p["shadow_predicted"].format(comment=predicted)])
 
 
@@ -53,7 +49,7 @@ def judge_faq(predicted: str, predicted_allowed: bool, upstream_status: int | No
     FAQ_SURPRISES are findings: the 401 came from elsewhere, or the real
     proxy's key or mode differs from config.yaml.
     """
-    p = _phrases(lang)
+    p = explain.catalog(lang).phrases
     tail = p["shadow_predicted"].format(comment=predicted)
     if upstream_status is None:
         return " · ".join(["---", p["shadow"], p["shadow_no_response"].format(error=error), tail]), "no_response"
@@ -99,7 +95,7 @@ def judge(meta: dict, status: int | None, body: bytes | None = None, error: str 
     predicted_allowed = meta["outcome"] == "allow"
     if "surface" not in meta or status is None:  # faq, or no answer at all
         return judge_faq(meta["predicted"], predicted_allowed, status, error, lang)
-    p = _phrases(lang)
+    p = explain.catalog(lang).phrases
     predicted = None if predicted_allowed else meta.get("predicted_status")
     kind, detail = read_answer(status, body) if status in BODY_STATUSES else (None, None)
     words = {"status": status, "predicted": predicted, "message": detail, "ip": detail,
