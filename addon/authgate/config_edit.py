@@ -5,8 +5,8 @@ comment column after the value).
 `set_field(text, "proxy.auth_mode", "strict")` edits the text; `save(path,
 {...})` edits the file, refuses to write anything that would not load back
 (the new text is parsed first) and replaces the file atomically (replace_file).
-The key write-back (a missing api_key generated, auth.regenerate) is here too:
-`write_key(path, key)`, through `set_key_in_text`. No mitmproxy import.
+The key write-back (a missing api_key generated, auth.regenerate) is one such
+save: `write_key(path, key)`. No mitmproxy import.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 import yaml
 
 from .config_read import parse_config, read_text
-from .settings import ConfigError, FileConfig
+from .settings import FileConfig
 
 _SECTION = r"^{name}:[ \t]*(#.*)?$"
 _INDENTED = re.compile(r"^([ \t]+)\S", re.M)
@@ -110,9 +110,10 @@ def set_field(text: str, key: str, value: object) -> str:
 def save(path: str | os.PathLike, changes: dict[str, object]) -> FileConfig:
     """Set each field of `changes` in the file at `path`, comments kept; the
     new text is validated first (ConfigError, and nothing written, when it
-    would not load) and replaces the file atomically. -> what the file now says."""
+    would not load) and replaces the file atomically. -> what the file now says.
+    The file is read as at start (config_read.read_text: a small regular file)."""
     path = Path(path)
-    text = path.read_text(encoding="utf-8")
+    text = read_text(path)
     for key, value in changes.items():
         text = set_field(text, key, value)
     cfg = parse_config(text, str(path))
@@ -123,14 +124,9 @@ def save(path: str | os.PathLike, changes: dict[str, object]) -> FileConfig:
 # ------------------------------------------------------------- key write-back
 
 def write_key(path: str | os.PathLike, key: str) -> None:
-    """Save the key into config.yaml atomically; refuses to write a broken file."""
-    path = Path(path)
-    text = read_text(path)
-    new = set_field(text, "proxy.api_key", key)  # under proxy: only (upstream.headers may name an api_key too)
-    if parse_config(new, str(path)).api_key != key:  # never write what would not load back
-        raise ConfigError(str(path), "proxy.api_key", "could not be written back safely",
-                          "add an `api_key:` line under `proxy:` by hand")
-    replace_file(path, new)
+    """Save the key into config.yaml atomically, under proxy: only (upstream.headers
+    may name an api_key too); refuses to write a file that would not load."""
+    save(path, {"proxy.api_key": key})
 
 
 def replace_file(path: Path, text: str) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import stat
+from dataclasses import fields as dataclass_fields
 from dataclasses import replace
 
 import yaml
@@ -148,7 +149,8 @@ def read_text(path: str | os.PathLike, limit: int = MAX_CONFIG_BYTES,
         if stat.S_ISREG(kind):
             fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
             with open(fd, "rb") as f:
-                kind, size = os.fstat(fd).st_mode, os.fstat(fd).st_size
+                st = os.fstat(fd)
+                kind, size = st.st_mode, st.st_size
                 data = f.read(limit + 1) if stat.S_ISREG(kind) and size <= limit else b""
     except FileNotFoundError:
         raise ConfigError(source, "(file)", "does not exist", missing) from None
@@ -172,9 +174,7 @@ def read_text(path: str | os.PathLike, limit: int = MAX_CONFIG_BYTES,
 def merge(cfg: FileConfig, over: Overrides, config_path: str) -> Settings:
     """The snapshot in force: the file, with the options that are set on top."""
     src = "option"
-    overridden = tuple(name for name in ("auth_mode", "api_key", "allow_lan_access", "port", "upstream",
-                                         "profile", "enforce", "upstream_timeout", "admin_password", "version")
-                       if getattr(over, name) is not None)
+    overridden = tuple(f.name for f in dataclass_fields(over) if getattr(over, f.name) is not None)
     upstream = cfg.upstream
     if over.upstream is not None:  # a URL given as an option keeps the file's headers and timeout
         upstream = replace(parse_upstream(over.upstream, src, "auth_upstream"),

@@ -2,8 +2,8 @@
 auth_* option, the config.yaml field it stands for, and the value in force
 with where it comes from (the file, or an option override).
 
-auth.status, the start-up line and mitmweb's Options editor all read this
-table, so they say the same thing. No mitmproxy import.
+auth.status and mitmweb's Options editor both read this table, so they say
+the same thing. No mitmproxy import.
 """
 
 from __future__ import annotations

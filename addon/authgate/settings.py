@@ -52,8 +52,7 @@ class Upstream:
 
     @property
     def url(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{self.scheme}://{host}:{self.port}{self.prefix}"
+        return self.origin + self.prefix
 
     @property
     def origin(self) -> str:
@@ -65,7 +64,8 @@ class Upstream:
 class FileConfig:
     """What config.yaml says; api_key is None when the field is missing.
 
-    auth_mode has no default: a file without it is refused (see parse_config).
+    auth_mode has no default: a file without it is refused (see parse_config),
+    unless the app's gui_config.json gives it (app_config).
     """
 
     auth_mode: str

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from . import tokens as _tokens
-from .appconfig import AppConfig, find_app_config, read_app_config
+from .appconfig import TOKEN_DB, AppConfig, find_app_config, read_app_config
 from .config_edit import write_key
 from .config_read import merge, read_config
 from .headless import apply_headless
@@ -99,7 +99,7 @@ def stamp(source: Source, app: str | None) -> tuple:
     and whether user_tokens.db exists (its content is read on every lookup)."""
     if app is None:
         return (_stat(source.config),)
-    return _stat(source.config), _stat(app), os.path.exists(Path(app).parent / "user_tokens.db")
+    return _stat(source.config), _stat(app), os.path.exists(Path(app).parent / TOKEN_DB)
 
 
 def gone(source: Source, app: str | None) -> str | None:
@@ -137,7 +137,7 @@ def read(source: Source, over: Overrides, environ=os.environ, home=None) -> Snap
             before = _stat(source.config)
             own = read_config(source.config, environ)
         return rebuild(Snapshot(None, own, None, (before,)), source, over, environ)
-    stamps = (before, _stat(app_file), os.path.exists(Path(app_file).parent / "user_tokens.db"))
+    stamps = (before, *stamp(source, app_file)[1:])
     return rebuild(Snapshot(None, own, read_app_config(app_file), stamps), source, over, environ)
 
 

@@ -17,6 +17,7 @@ from typing import Optional
 from mitmproxy import ctx, exceptions
 
 from .. import explain, mitmproxy_compat, sources
+from ..fields import BY_OPTION, FIELDS, Field
 from ..decision import MODES, PROFILES
 from ..settings import ConfigError, Overrides
 from .state import GateAddon, GateState
@@ -25,9 +26,7 @@ log = logging.getLogger("authgate")
 
 RELOAD_INTERVAL = 1.0  # seconds between config.yaml checks while idle
 # The options that feed the snapshot (auth_explain and auth_lang only change the words).
-SNAPSHOT_OPTIONS = frozenset({"auth_config", "auth_mode", "auth_api_key", "auth_allow_lan_access", "auth_port",
-                              "auth_upstream", "auth_upstream_timeout", "auth_profile", "auth_enforce",
-                              "auth_admin_password", "auth_version"})
+SNAPSHOT_OPTIONS = frozenset({"auth_config", *BY_OPTION})
 
 
 class ConfigFile(GateAddon):
@@ -142,21 +141,16 @@ def refused_at_start(state: GateState):
 
 def overrides() -> Overrides:
     """The options someone set (an option nobody set reads as config.yaml's value: editor.py)."""
-    return Overrides(auth_mode=_set("auth_mode"), api_key=_set("auth_api_key"),
-                     allow_lan_access=_tristate("auth_allow_lan_access"),
-                     port=_set("auth_port"), upstream=_set("auth_upstream"),
-                     upstream_timeout=_set("auth_upstream_timeout"),
-                     profile=_set("auth_profile"), enforce=_tristate("auth_enforce"),
-                     admin_password=_set("auth_admin_password"), version=_set("auth_version"))
+    return Overrides(**{f.setting: _override(f) for f in FIELDS})
 
 
-def _set(name: str):
-    return mitmproxy_compat.explicit(ctx.options, name)
-
-
-def _tristate(name: str) -> bool | None:
-    """A true/false option that may be unset (mitmproxy has no Optional[bool])."""
-    value = _set(name)
-    if value not in (None, "true", "false"):
-        raise exceptions.OptionsError(f"option {name}: {value!r} is not true or false. Fix: --set {name}=true")
-    return None if value is None else value == "true"
+def _override(f: Field):
+    """An option's value if someone set it, as the file holds it (a true/false option is a
+    string: mitmproxy has no Optional[bool]); None when nobody did."""
+    value = mitmproxy_compat.explicit(ctx.options, f.option)
+    if value is None or f.kind != "bool":
+        return value
+    try:
+        return f.for_file(value)
+    except ValueError as e:
+        raise exceptions.OptionsError(str(e)) from None

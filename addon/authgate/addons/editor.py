@@ -11,8 +11,8 @@ Options editor shows) is the value in force.
   Options given at start (`--set`) are throwaway overrides.
 * Back to the file: empty the field, or pick the value the file holds (mitmweb
   shows it as "Default" under an override). The help under each field says
-  what is in force and where it comes from, as auth.status and the start-up
-  line do (fields.py). The key is never shown in full: its field stays empty
+  what is in force and where it comes from, as auth.status does (both read
+  fields.py). The key is never shown in full: its field stays empty
   and its help names the key's fingerprint.
 """
 

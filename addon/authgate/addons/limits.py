@@ -1,4 +1,6 @@
-"""What a request may hold (mitmproxy_compat's HTTP/1 guards, set up here).
+"""What a request may hold (mitmproxy_compat's HTTP/1 guards, set up here). Limits
+installs mitmproxy_compat's wrappers on the HTTP/1 layer for the whole gate (these
+guards, and the one through which Replies answers an upstream failure).
 
 * A body of at most auth_max_body_size (100 MiB by default, as the original's
   ABV_MAX_BODY_SIZE). A larger Content-Length gets a 413 at the request

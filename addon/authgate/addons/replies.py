@@ -2,7 +2,8 @@
 `x-auth-gate` header (passes, local answers and denials alike) and carries the
 CORS header; server-sent events stream unbuffered; and when the upstream fails
 before answering, the client gets the gate's JSON 502/504 in its SDK's error
-shape instead of mitmproxy's HTML page (mitmproxy_compat sends it).
+shape instead of mitmproxy's HTML page (mitmproxy_compat's wrapper, which Limits installs,
+sends it).
 """
 
 from __future__ import annotations
@@ -22,12 +23,6 @@ class Replies(GateAddon):
 
     def needed(self, s: Settings) -> bool:
         return not s.enforce  # shadow mode's late verdicts only
-
-    def load(self, loader) -> None:
-        mitmproxy_compat.install()
-
-    def done(self) -> None:
-        mitmproxy_compat.uninstall()
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
         headers = flow.response.headers

@@ -17,6 +17,7 @@ import os
 from typing import TYPE_CHECKING
 
 from .. import sources
+from ..appconfig import TOKEN_DB
 from ..explain import phrase as _words
 from ..settings import ConfigError, FileConfig, Overrides
 
@@ -140,7 +141,7 @@ class Snapshots:
             log.error(_refusal(fetched, self._source.config, f"keeping the last good config "
                                                               f"({self._state.summary()})"))
             return
-        names = (self._source.config, app, "user_tokens.db")
+        names = (self._source.config, app, TOKEN_DB)
         changed_names = ", ".join(os.path.basename(p) for p, before, after in zip(names, previous or (), stamp)
                                   if p and before != after) or os.path.basename(self._source.config)
         fixed, self._broken = self._broken, False

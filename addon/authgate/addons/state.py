@@ -17,7 +17,6 @@ from collections import OrderedDict
 from typing import Callable
 
 from .. import sources
-from ..appconfig import AppConfig
 from ..decision import Decision, RequestView, decide
 from ..explain import phrase as _words
 from ..settings import Settings, fingerprint
@@ -40,7 +39,6 @@ class GateState:
         self.passed = 0
         self.denied = 0
         self.store = None  # the user-token store in force (profile v4; None: no user tokens)
-        self.app: AppConfig | None = None  # the app's gui_config.json in force, if one is
         self.announcing = False  # the gate itself is showing option values (see editor.py)
         self._recorded: dict = {}  # IP bindings recorded in memory, per token source: survive reloads
         self._subscribers: list[Callable[[Settings], None]] = []
@@ -93,7 +91,7 @@ class GateState:
         """Put a valid snapshot in force (Snapshots calls this), with its token store; say
         so when it changed anything, and tell every subscriber."""
         new, last = snap.settings, self.snap
-        old, self.settings, self.app, self.snap = self.settings, new, snap.app, snap
+        old, self.settings, self.snap = self.settings, new, snap
         store, self.store = self.store, sources.token_store(new, snap.app, self.store, self._recorded)
         if store is not self.store and hasattr(store, "close"):
             store.close()  # the app's database no longer in force
