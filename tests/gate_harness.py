@@ -5,8 +5,6 @@ as mitmdump chains them. Each tests/test_<addon>.py imports what it needs:
 """
 
 import contextlib
-import os
-import socket
 
 import pytest
 from mitmproxy import flow
@@ -14,6 +12,7 @@ from mitmproxy.addons import proxyserver
 from mitmproxy.test import taddons, tflow, tutils
 
 import auth
+from live import closed_port, config_text, write_config
 
 KEY = "sk-0123456789abcdef0123456789abcdef"
 
@@ -80,22 +79,8 @@ def upstream():
     return closed_port()
 
 
-def closed_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 def write(path, mode="strict", key=KEY, lan=False, port=8045, upstream_port=8046, prefix=""):
-    lines = ["proxy:", f"  port: {port}", f"  allow_lan_access: {str(lan).lower()}", f"  auth_mode: {mode}"]
-    if key is not None:
-        lines.append(f'  api_key: "{key}"')
-    lines += ["upstream:", f"  url: http://127.0.0.1:{upstream_port}{prefix}", ""]
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text("\n".join(lines))
-    os.replace(tmp, path)  # a new inode: the reload check sees the edit at once
+    write_config(path, config_text(mode, key, f"http://127.0.0.1:{upstream_port}{prefix}", lan, port))
     return path
 
 

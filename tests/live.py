@@ -210,14 +210,15 @@ class Process:
 
 class Gate(Process):
     """`mitmdump -s addon/auth.py` (or mitmweb) on `config`, mitmproxy's confdir isolated
-    (default: the config's folder), on an ephemeral port (auth_port=0) unless port_option=False.
+    (default: a folder of its own beside the config, so mitmproxy never reads the gate's
+    config.yaml as its own options file), on an ephemeral port (auth_port=0) unless port_option=False.
     With wait (the default) it returns once listening: host and port are set."""
 
     def __init__(self, config: Path, *args: str, confdir: Path | None = None, tool_name: str = "mitmdump",
                  env: dict[str, str] | None = None, wait: bool = True, port_option: bool = True,
                  start_timeout: float = START_TIMEOUT) -> None:
         self.config = config
-        cmd = ["-s", str(ADDON), "--set", f"confdir={confdir or config.parent}", "--set", f"auth_config={config}",
+        cmd = ["-s", str(ADDON), "--set", f"confdir={confdir or config.parent / 'mitmproxy'}", "--set", f"auth_config={config}",
                *args]
         if port_option:  # ephemeral port whatever the file says
             cmd += ["--set", "auth_port=0"]

@@ -34,9 +34,11 @@ DENIED = "\u26d4"  # ":no_entry:" as mitmweb's API and page show it
 # ====================================================================== mitmweb
 
 def mitmweb(config: Path, *extra: str) -> Process:
-    """`mitmweb -s addon/auth.py` on `config`, its UI on a free loopback port (web_port)."""
+    """`mitmweb -s addon/auth.py` on `config`, its UI on a free loopback port (web_port),
+    mitmproxy's confdir beside the config (never the user's ~/.mitmproxy)."""
     web_port = closed_port()
-    mw = Process("mitmweb", "-s", str(ADDON), "--set", f"auth_config={config}", "--set", f"web_port={web_port}",
+    mw = Process("mitmweb", "-s", str(ADDON), "--set", f"confdir={config.parent / 'mitmproxy'}",
+                 "--set", f"auth_config={config}", "--set", f"web_port={web_port}",
                  "--set", "web_open_browser=false", *extra)
     mw.web_port = web_port
     return mw

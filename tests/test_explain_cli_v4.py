@@ -1,10 +1,9 @@
 """`just explain --profile v4`: the v4.5.8 decision for one request, in-process."""
 
-import sqlite3
-
 import pytest
 
-from authgate import explain_cli, token_db
+from appfiles import gui_config, make_token_db, snapshot_dir, write_gui_config
+from authgate import explain_cli
 
 KEY = "sk-0123456789abcdef0123456789abcdef"
 
@@ -56,14 +55,9 @@ def test_v4_admin_password_and_admin_routes(config):
 
 
 def test_v4_reads_the_apps_database_read_only(config, tmp_path):
-    db = tmp_path / "user_tokens.db"
-    conn = sqlite3.connect(db)
-    for statement in token_db.SCHEMA:
-        conn.execute(statement)
-    conn.execute("INSERT INTO user_tokens (id, token, username, enabled, expires_type, expires_at, max_ips, "
-                 "created_at, updated_at) VALUES ('u', 'sk-db', 'bob', 1, 'day', 100, 0, 1, 1)")
-    conn.commit()
-    conn.close()
+    db = make_token_db(tmp_path / "user_tokens.db", [{"id": "u", "token": "sk-db", "username": "bob",
+                                                       "expires_type": "day", "expires_at": 100,
+                                                       "created_at": 1, "updated_at": 1}])
     out = explain_cli.run(["--config", config, "--profile", "v4", "--tokens-db", str(db), "-H", "x-api-key: sk-db"])
     assert "user token expired" in out and "Your token has expired." in out
     out = explain_cli.run(["--config", config, "--profile", "v4", "--tokens-db", str(tmp_path / "none.db"),
@@ -78,7 +72,6 @@ def test_now_needs_a_time_zone(config, capsys):
 
 
 def test_the_apps_own_files_as_the_gate_reads_them(tmp_path, monkeypatch):
-    from appfiles import gui_config, make_token_db, snapshot_dir, write_gui_config
     data = tmp_path / "abv"
     data.mkdir()
     write_gui_config(data / "gui_config.json", gui_config(mode="all_except_health", key=KEY, admin_password="pw"))

@@ -157,7 +157,6 @@ class FaultyUpstream:
         self.accepted = 0
         self.held: list[bytes] = []  # request lines being held (slow)
         self.peer_closed: list[bytes] = []  # held request lines whose connection the gate closed
-        self.answered: list[bytes] = []
         self._threads: list[threading.Thread] = []
         self._accepter = threading.Thread(target=self._accept_loop, daemon=True)
         self._accepter.start()
@@ -230,7 +229,6 @@ class FaultyUpstream:
                 body = json.dumps({"upstream": "faulty", "line": line.decode("latin-1")}).encode()
                 conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
                              % (len(body), body))
-                self.answered.append(line)
         finally:
             conn.close()
 
