@@ -85,7 +85,8 @@ def test_faq_denial_is_unchanged():
     a = answers.denial(d, "/v1/models", "en")
     assert a.status == 401 and a.body == error_bodies.denial_body(d, "/v1/models", "en")
     assert a.headers == (("content-type", "application/json"), ("access-control-allow-origin", "*"),
-                         ("content-language", "en"), ("www-authenticate", error_bodies.www_authenticate(d)))
+                         ("content-language", "en"), ("www-authenticate", error_bodies.www_authenticate(d)),
+                         ("x-should-retry", "false"))  # Stainless SDKs (Claude Code, Codex) stop retrying
     assert "surface" not in json.loads(a.body)["auth_gate"]  # a faq record keeps its fields exactly
     assert answers.denial(d, "/", explained=False) == (401, (("access-control-allow-origin", "*"),), b"")
 

@@ -34,6 +34,9 @@ from .tokens import INVALID_TOKEN
 
 CORS = ("access-control-allow-origin", "*")
 JSON = ("content-type", "application/json")
+# Explained denials only: the Stainless SDKs (openai, anthropic, so Claude Code and Codex) honour
+# it and stop retrying a 401/403 that no retry can fix; the original's bare answers never carry it.
+NO_RETRY = ("x-should-retry", "false")
 
 
 class Answer(NamedTuple):
@@ -58,18 +61,20 @@ def denial(d: Decision, path: str, lang: str = "en", explained: bool = True) -> 
     if d.status == 400:  # refused before any auth, as httparse does (its 400 has no body)
         if not explained:
             return Answer(400, (CORS,), b"")
-        return Answer(400, (JSON, CORS, ("content-language", lang)), error_bodies.bad_request_body(d, path, lang))
+        return Answer(400, (JSON, CORS, ("content-language", lang), NO_RETRY),
+                      error_bodies.bad_request_body(d, path, lang))
     if d.status == 403:
         body = token_rejected(d.rejection or INVALID_TOKEN)
         if explained:
             body["auth_gate"] = {**explain.detail(d, lang), "message": explain.message(d, lang)}
+            return Answer(403, (JSON, CORS, NO_RETRY), _compact(body))
         return Answer(403, (JSON, CORS), _compact(body))
     if not explained:
         return Answer(d.status or 401, (CORS,), b"")
     if d.status == 500:
         return Answer(500, (JSON, CORS, ("content-language", lang)), error_bodies.store_error_body(d, path, lang))
-    return Answer(401, (JSON, CORS, ("content-language", lang), ("www-authenticate", error_bodies.www_authenticate(d))),
-                  error_bodies.denial_body(d, path, lang))
+    return Answer(401, (JSON, CORS, ("content-language", lang), ("www-authenticate", error_bodies.www_authenticate(d)),
+                        NO_RETRY), error_bodies.denial_body(d, path, lang))
 
 
 def health_body(profile: str, version: str) -> bytes:
