@@ -7,35 +7,29 @@ python := env_var_or_default("PYTHON", "python3")
 install:
     {{python}} -m pip install -r requirements.txt
 
-# The gate on 127.0.0.1:8045 (config.yaml), with the demo upstream on upstream.url.
+# The gate on 127.0.0.1:8045 (config.yaml, made on first start), with the demo upstream on upstream.url.
 run *ARGS:
-    #!/usr/bin/env bash
-    set -euo pipefail
-    {{python}} addon/demo_upstream.py --config config.yaml &
-    upstream=$!
-    trap 'kill $upstream 2>/dev/null || true' EXIT
-    mitmdump -s addon/auth.py "$@"
+    exec {{python}} addon/run.py "$@"
 
-# Run the test suite (unit, addon and end-to-end with real mitmdump).
+# mitmweb with the gate: the UI on http://127.0.0.1:8081 only, the comment column on.
+web *ARGS:
+    exec {{python}} addon/run.py --web "$@"
+
+# The whole test suite (about 5 minutes): core, addons, live (real mitmdump), web (a browser).
 test *ARGS:
     {{python}} -m pytest "$@"
+
+# The fast tier alone (under a minute): the pure core and the addons under mitmproxy's test helpers.
+test-fast *ARGS:
+    {{python}} -m pytest tests/core tests/addons "$@"
 
 # Decision cost, and mitmdump with the gate against bare mitmdump, side by side.
 bench *ARGS:
     {{python}} tests/bench.py "$@"
 
-# mitmweb with the gate: the UI on http://127.0.0.1:8081 only, the comment column on.
-web *ARGS:
-    #!/usr/bin/env bash
-    set -euo pipefail
-    {{python}} addon/demo_upstream.py --config config.yaml &
-    upstream=$!
-    trap 'kill $upstream 2>/dev/null || true' EXIT
-    mitmweb -s addon/auth.py --set web_host=127.0.0.1 "$@"
-
 # The decision trace for one request, without a running proxy: just explain -- -H 'Authorization: Bearer<key>' /v1/models
 explain *ARGS:
-    @PYTHONPATH=addon {{python}} -m authgate.explain_cli "$@"
+    @PYTHONPATH=addon {{python}} -m authgate.cli.explain "$@"
 
 # The FAQ's lesson, reproduced against a live gate on free ports (under a minute): just demo [--lang fr]
 demo *ARGS:

@@ -1,6 +1,6 @@
 """Antigravity Tools' local-proxy auth layer, as a mitmproxy addon.
 
-    mitmdump -s addon/auth.py                      # reads ./config.yaml, serves 127.0.0.1:8045
+    mitmdump -s addon/auth.py                      # reads config.yaml (made on first start), serves 127.0.0.1:8045
     mitmdump -s addon/auth.py --set auth_config=other.yaml
     mitmdump -s addon/auth.py --set auth_config=antigravity   # the app's own gui_config.json (v4)
 
@@ -29,8 +29,11 @@ from authgate.addons.monitor import Monitor
 from authgate.addons.replies import Replies
 from authgate.addons.shadow import Shadow
 from authgate.addons.state import GateState
+from authgate.config.paths import TEMPLATE, USER_CONFIG
 
-DEFAULT_CONFIG = str(Path(__file__).resolve().parent.parent / "config.yaml")
+# auth_config's default: config.yaml in the folder above this script's (the repository's root),
+# made from TEMPLATE on first start.
+DEFAULT_CONFIG = str(Path(__file__).resolve().parent.parent / USER_CONFIG.name)
 
 
 def make_addons(config: str | None = None) -> list:
@@ -48,7 +51,7 @@ def make_addons(config: str | None = None) -> list:
     the answer is final, as the original's monitor does)."""
     state = GateState()
     return [Mitmweb(state), Limits(state), Connections(state), OptionsEditor(state),
-            ConfigFile(state, config or DEFAULT_CONFIG), Bind(state), Gatekeeper(state), Forward(state),
+            ConfigFile(state, config or DEFAULT_CONFIG, str(TEMPLATE)), Bind(state), Gatekeeper(state), Forward(state),
             Shadow(state), Replies(state), Monitor(state), Commands(state), FlowView(state)]
 
 

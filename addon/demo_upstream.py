@@ -33,8 +33,8 @@ import collections
 import socket
 from http.server import ThreadingHTTPServer
 
-from authgate.config_read import read_config
-from authgate.settings import ConfigError
+from authgate.config.read import read_config
+from authgate.config.settings import ConfigError
 from demo_api.handler import DemoHandler
 from demo_api.shared import RECORDED
 

@@ -25,8 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import lesson_run
-from authgate import explain, v4
-from authgate.settings import fingerprint, generate_key
+from authgate.config.settings import generate_key
+from authgate.rules import v4
+from authgate.rules.credentials import fingerprint
+from authgate.words import explain
 
 ANY = object()
 

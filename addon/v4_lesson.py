@@ -25,8 +25,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import lesson_run
-from authgate import explain, token_db, tokens
-from authgate.settings import fingerprint, generate_key
+from authgate.config import token_db
+from authgate.config.settings import generate_key
+from authgate.rules import tokens
+from authgate.rules.credentials import fingerprint
+from authgate.words import explain
 
 PASSWORD = "admin-" + generate_key()[3:15]  # a throwaway admin password
 

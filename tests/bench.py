@@ -58,11 +58,11 @@ import time
 import traceback
 from pathlib import Path
 
+from benchmark import instructions
 from benchmark.common import BenchError
 from benchmark.inprocess import bench_decision, bench_hooks
 from benchmark.load import bench_throughput
 from benchmark.processes import Proc, loadavg
-from benchmark import instructions
 from benchmark.report import report
 from benchmark.upstream import serve, start_upstream
 

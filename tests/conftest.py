@@ -1,19 +1,23 @@
 """Shared test guards."""
 
 import logging
-from pathlib import Path
 
 import pytest
 
-REPO_CONFIG = Path(__file__).resolve().parent.parent / "config.yaml"
+from authgate.config.paths import USER_CONFIG
+
+
+def _snapshot():
+    return USER_CONFIG.read_bytes() if USER_CONFIG.exists() else None
 
 
 @pytest.fixture(autouse=True, scope="session")
-def repo_config_is_never_touched():
-    """Tests use their own config files: the user's config.yaml must come out as it went in."""
-    before = REPO_CONFIG.read_bytes()
+def user_config_is_never_touched():
+    """Tests use their own config files: the user's config.yaml (made by the first `just run`) must
+    come out as it went in, and a clone without one must still have none."""
+    before = _snapshot()
     yield
-    assert REPO_CONFIG.read_bytes() == before, "a test modified the repository's config.yaml"
+    assert _snapshot() == before, "a test created, modified or removed the user's config.yaml"
 
 
 @pytest.fixture(autouse=True)

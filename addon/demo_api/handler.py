@@ -10,7 +10,7 @@ import time
 from http.server import BaseHTTPRequestHandler
 from urllib.parse import urlsplit
 
-from authgate.settings import fingerprint  # the gate's format
+from authgate.rules.credentials import fingerprint  # the gate's format
 
 from . import routes
 from .shared import CREDENTIAL_NAME, STREAM_DELAY, clip, delay, describe_headers

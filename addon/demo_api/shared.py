@@ -7,8 +7,8 @@ import itertools
 import math
 import re
 
-from authgate.key_headers import KEY_HEADERS  # the gate's spelling
-from authgate.settings import fingerprint  # the gate's format
+from authgate.rules.credentials import fingerprint  # the gate's format
+from authgate.rules.key_headers import KEY_HEADERS  # the gate's spelling
 
 # Other headers that look like credentials (added by upstream.headers, say): named, fingerprinted.
 CREDENTIAL_NAME = re.compile(r"key|token|secret|auth|cookie", re.I)

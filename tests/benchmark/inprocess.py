@@ -11,17 +11,28 @@ import time
 import timeit
 from pathlib import Path
 
-from .common import (ADDON, ADDON_DIR, API_KEY, HOST, REQUEST_BODY, REQUEST_PATH, UPSTREAM_BODY, WRONG_KEY,
-                     BenchError, typical_headers)
+from .common import (
+    ADDON,
+    ADDON_DIR,
+    API_KEY,
+    HOST,
+    REQUEST_BODY,
+    REQUEST_PATH,
+    UPSTREAM_BODY,
+    WRONG_KEY,
+    BenchError,
+    typical_headers,
+)
 
 
 def bench_decision(quick: bool) -> dict:
     if str(ADDON_DIR) not in sys.path:
         sys.path.insert(0, str(ADDON_DIR))
-    from authgate import error_bodies, explain
-    from authgate.decision import RequestView, decide
-    from authgate.config_read import merge
-    from authgate.settings import FileConfig, Overrides, parse_upstream
+    from authgate.config.read import merge
+    from authgate.config.settings import FileConfig, Overrides, parse_upstream
+    from authgate.rules.common import RequestView
+    from authgate.rules.decide import decide
+    from authgate.words import error_bodies, explain
 
     upstream = parse_upstream("http://127.0.0.1:8046", "bench", "upstream.url")
     strict = merge(FileConfig(auth_mode="strict", api_key=API_KEY, upstream=upstream), Overrides(), "bench")
@@ -106,8 +117,12 @@ def bench_hooks(quick: bool) -> dict:
     from mitmproxy import hooks as mhooks
     from mitmproxy import http
     from mitmproxy.addons import proxyserver
-    from mitmproxy.proxy.layers.http import (HttpRequestHeadersHook, HttpRequestHook, HttpResponseHeadersHook,
-                                             HttpResponseHook)
+    from mitmproxy.proxy.layers.http import (
+        HttpRequestHeadersHook,
+        HttpRequestHook,
+        HttpResponseHeadersHook,
+        HttpResponseHook,
+    )
     from mitmproxy.test import taddons, tflow, tutils
 
     n = 300 if quick else 1000

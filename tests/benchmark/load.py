@@ -10,10 +10,30 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from .common import (ADDON, API_KEY, HOST, IO_TIMEOUT, UPSTREAM_BODY, WRONG_KEY, BenchError, fmt, median, parse_head,
-                     read_chunked, request_bytes)
-from .processes import (Proc, bare_args, cpu_seconds, find_mitmdump, gate_args, log_errors, start_mitmdump,
-                        wait_listening)
+from .common import (
+    ADDON,
+    API_KEY,
+    HOST,
+    IO_TIMEOUT,
+    UPSTREAM_BODY,
+    WRONG_KEY,
+    BenchError,
+    fmt,
+    median,
+    parse_head,
+    read_chunked,
+    request_bytes,
+)
+from .processes import (
+    Proc,
+    bare_args,
+    cpu_seconds,
+    find_mitmdump,
+    gate_args,
+    log_errors,
+    start_mitmdump,
+    wait_listening,
+)
 from .upstream import start_upstream, upstream_count
 
 

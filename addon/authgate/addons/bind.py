@@ -16,9 +16,11 @@ import re
 
 from mitmproxy import ctx
 
-from .. import explain, mitmproxy_compat
-from ..settings import Settings
-from .state import GateAddon, GateState
+from authgate import mitmproxy_compat
+from authgate.addons.state import GateAddon, GateState
+from authgate.config import ports
+from authgate.config.settings import Settings
+from authgate.words import explain
 
 log = logging.getLogger("authgate")
 # mitmproxy's words for a busy port: errno 98 (Linux), 48 (macOS), 10048 (Windows)
@@ -71,13 +73,14 @@ class Bind(GateAddon):
 
     def _listen_failed(self, message: str) -> None:
         """A busy port: mitmproxy says only "[Errno 98] ... address already in use";
-        the gate says which settings move it (after mitmproxy's line)."""
+        the gate says who holds it, as the OS tells, and which settings move it (after mitmproxy's line)."""
         s = self.state.settings
         if s is None or not _IN_USE.search(message):
             return
         host, port = m.groups() if (m := _WHERE.search(message)) else (s.listen_host, s.port)
-        hint = explain.phrase(self.state.lang, "port_in_use", host=host, port=port,
-                              file=os.path.basename(s.config_path))
+        lang = self.state.lang
+        hint = explain.phrase(lang, "port_in_use", host=host, port=port, file=os.path.basename(s.config_path),
+                              holder=ports.holder(int(port)) or explain.phrase(lang, "port_holder_unknown"))
         try:
             asyncio.get_running_loop().call_soon(log.error, hint)
         except RuntimeError:  # no event loop running: say it now

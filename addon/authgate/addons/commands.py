@@ -9,10 +9,13 @@ import os
 
 from mitmproxy import command, ctx, exceptions, flow, http
 
-from .. import explain, fields, mitmproxy_compat, sources
-from ..config_edit import write_key
-from ..settings import ConfigError, fingerprint, generate_key
-from .state import GateAddon
+from authgate import mitmproxy_compat
+from authgate.addons.state import GateAddon
+from authgate.config import fields, sources
+from authgate.config.edit import write_key
+from authgate.config.settings import ConfigError, generate_key
+from authgate.rules.credentials import fingerprint
+from authgate.words import explain
 
 log = logging.getLogger("authgate")
 

@@ -11,16 +11,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
+import os
 from typing import Optional
 
 from mitmproxy import ctx, exceptions
 
-from .. import explain, mitmproxy_compat, sources
-from ..fields import BY_OPTION, FIELDS, Field
-from ..decision import MODES, PROFILES
-from ..settings import ConfigError, Overrides
-from .state import GateAddon, GateState
+from authgate import mitmproxy_compat
+from authgate.addons.state import GateAddon, GateState
+from authgate.config import sources
+from authgate.config.edit import create_from_template
+from authgate.config.fields import BY_OPTION, FIELDS, Field
+from authgate.config.settings import ConfigError, Overrides, generate_key
+from authgate.rules.common import MODES, PROFILES
+from authgate.rules.credentials import fingerprint
+from authgate.words import explain
 
 log = logging.getLogger("authgate")
 
@@ -32,9 +38,10 @@ SNAPSHOT_OPTIONS = frozenset({"auth_config", *BY_OPTION})
 class ConfigFile(GateAddon):
     name = "authgate.config_file"
 
-    def __init__(self, state: GateState, default_config: str) -> None:
+    def __init__(self, state: GateState, default_config: str, template: str | None = None) -> None:
         super().__init__(state)
-        self.default_config = default_config  # auth_config's default: config.yaml beside the script's folder
+        self.default_config = default_config  # auth_config's default: config.yaml at the repository's root
+        self.template = template  # what a missing default config.yaml is made from on first start
         self._watcher: asyncio.Task | None = None
 
     def load(self, loader) -> None:
@@ -88,11 +95,23 @@ class ConfigFile(GateAddon):
                 self.state.lang = opts.auth_lang
             try:
                 if not self.state.files.loaded or "auth_config" in updated:
-                    self.state.files.load(sources.source_for(opts.auth_config, self.default_config), overrides())
+                    self.state.files.load(self._source(opts.auth_config), overrides())
                 elif updated & SNAPSHOT_OPTIONS:
                     self.state.files.override(overrides())
             except ConfigError as e:
                 raise exceptions.OptionsError(str(e)) from None
+
+    def _source(self, auth_config: str) -> sources.Source:
+        """The files to read. A missing default config.yaml is made from the shipped defaults
+        (first start); with the app's file in force, which the gate never writes, the shipped
+        defaults are read as they are instead."""
+        source = sources.source_for(auth_config, self.default_config)
+        if self.template and source.config == os.path.abspath(self.default_config) \
+                and not os.path.exists(source.config):
+            if source.app is not None:
+                return dataclasses.replace(source, config=os.path.abspath(self.template))
+            first_start(source.config, self.template)
+        return source
 
     async def running(self) -> None:
         if not self.state.inert:
@@ -137,6 +156,17 @@ def refused_at_start(state: GateState):
         log.error(str(e))
         if not mitmproxy_compat.hold_start():
             ctx.options.update(server=False)
+
+
+def first_start(config: str, template: str) -> None:
+    """The default config.yaml, made from the shipped defaults with a new key if it is missing
+    (only that one: a missing file someone named is an error, not a file to invent)."""
+    if os.path.exists(config):
+        return
+    key = generate_key()
+    if create_from_template(config, template, key):
+        log.warning(f"{config}: created from {os.path.relpath(template, os.path.dirname(config))} with a new "
+                    f"key {fingerprint(key)}; edit it there (it is yours: git does not track it)")
 
 
 def overrides() -> Overrides:

@@ -21,8 +21,8 @@ import time
 
 from mitmproxy import connection, ctx, exceptions, http
 
-from .. import mitmproxy_compat
-from .state import GateAddon, GateState
+from authgate import mitmproxy_compat
+from authgate.addons.state import GateAddon, GateState
 
 log = logging.getLogger("authgate")
 

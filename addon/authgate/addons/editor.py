@@ -24,11 +24,13 @@ import os
 
 from mitmproxy import ctx, exceptions
 
-from .. import config_edit, explain, mitmproxy_compat
-from .config_file import overrides
-from ..fields import BY_OPTION, FIELDS, Field, file_of, in_force
-from ..settings import ConfigError, Settings
-from .state import GateAddon, GateState
+from authgate import mitmproxy_compat
+from authgate.addons.config_file import overrides
+from authgate.addons.state import GateAddon, GateState
+from authgate.config import edit as config_edit
+from authgate.config.fields import BY_OPTION, FIELDS, Field, file_of, in_force
+from authgate.config.settings import ConfigError, Settings
+from authgate.words import explain
 
 log = logging.getLogger("authgate")
 
@@ -130,13 +132,15 @@ class OptionsEditor(GateAddon):
         words = lambda phrase, **kw: explain.phrase(lang, phrase, **kw)  # noqa: E731
         if f.secret:
             source = words("src_option") if row.overridden else words("src_file", file=name)
-            text = words("help_key", fingerprint=row.value, source=source, file=name)
+            what = "help_password" if f.option == "auth_admin_password" else "help_key"
+            text = words(what, fingerprint=row.value, source=source, file=name)
         elif row.overridden:
             text = words("help_override", value=row.value, file=name, file_value=row.in_file)
         else:
             saving = ("help_file_app" if not self.state.writable
                       else "help_file" if ctx.options.auth_save else "help_file_throwaway")
-            text = words(saving, key=f.key, file=name, value=row.value)
+            where = words("help_in_file" if row.given else "help_not_in_file", key=f.key, file=name, value=row.value)
+            text = words(saving, where=where, file=name)
         if f.option == "auth_mode":
             text += " " + words("help_effective", mode=s.effective_mode,
                                 why=explain.mode_why(s.auth_mode, s.allow_lan_access, lang))

@@ -21,8 +21,9 @@ import textwrap
 
 from mitmproxy import http
 
-from .. import explain, mitmproxy_compat
-from .state import GateAddon
+from authgate import mitmproxy_compat
+from authgate.addons.state import GateAddon
+from authgate.words import explain
 
 NAME = "Auth gate"
 PRIORITY = 2.0  # above mitmproxy's JSON view (1): the gate's flows open in this view

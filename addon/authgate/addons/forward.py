@@ -14,10 +14,10 @@ import asyncio
 
 from mitmproxy import http
 
-from .. import mitmproxy_compat
-from . import responses
-from ..credentials import STRIPPED_NAMES, strip_query_key
-from .state import GateAddon, GateState
+from authgate import mitmproxy_compat
+from authgate.addons import responses
+from authgate.addons.state import GateAddon, GateState
+from authgate.rules.credentials import STRIPPED_NAMES, strip_query_key
 
 
 class Forward(GateAddon):

@@ -23,9 +23,9 @@ import logging
 from mitmproxy import http
 from mitmproxy.flow import Error
 
-from .. import answers, error_bodies, explain, verdict
-from . import responses
-from .state import LEVELS, GateAddon
+from authgate.addons import responses
+from authgate.addons.state import LEVELS, GateAddon
+from authgate.words import answers, error_bodies, explain, verdict
 
 log = logging.getLogger("authgate")
 

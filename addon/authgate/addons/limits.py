@@ -23,9 +23,9 @@ from __future__ import annotations
 from mitmproxy import ctx, exceptions, http
 from mitmproxy.utils import human
 
-from .. import mitmproxy_compat
-from . import responses
-from .state import GateAddon
+from authgate import mitmproxy_compat
+from authgate.addons import responses
+from authgate.addons.state import GateAddon
 
 MAX_BODY = "100m"  # auth_max_body_size's default: the original's ABV_MAX_BODY_SIZE default, 100 MiB
 

@@ -20,9 +20,9 @@ from pathlib import Path
 import tornado.web
 from mitmproxy import ctx, exceptions
 
-from .. import mitmproxy_compat
-from .config_file import refused_at_start
-from .state import GateAddon
+from authgate import mitmproxy_compat
+from authgate.addons.config_file import refused_at_start
+from authgate.addons.state import GateAddon
 
 log = logging.getLogger("authgate")
 

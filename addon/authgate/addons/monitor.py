@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from mitmproxy import http
 
-from ..settings import Settings
-from .state import GateAddon
+from authgate.addons.state import GateAddon
+from authgate.config.settings import Settings
 
 
 class Monitor(GateAddon):

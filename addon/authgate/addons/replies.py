@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from mitmproxy import connection, http
 
-from .. import error_bodies, mitmproxy_compat
-from . import responses
-from ..settings import Settings
-from .state import GateAddon
+from authgate import mitmproxy_compat
+from authgate.addons import responses
+from authgate.addons.state import GateAddon
+from authgate.config.settings import Settings
+from authgate.words import error_bodies
 
 
 class Replies(GateAddon):

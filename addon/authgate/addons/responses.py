@@ -12,9 +12,10 @@ import logging
 
 from mitmproxy import http
 
-from .. import answers, error_bodies, explain, mitmproxy_compat
-from ..credentials import shown_target
-from ..decision import Decision
+from authgate import mitmproxy_compat
+from authgate.rules.common import Decision
+from authgate.rules.credentials import shown_target
+from authgate.words import answers, error_bodies, explain
 
 DENIED_MARKER = ":no_entry:"
 GATE_MARKER = ":shield:"  # answered by the gate itself without denying: /healthz, the preflight, 405

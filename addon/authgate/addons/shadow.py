@@ -12,10 +12,10 @@ import logging
 
 from mitmproxy import http
 
-from .. import verdict
-from . import responses
-from ..settings import Settings
-from .state import GateAddon
+from authgate.addons import responses
+from authgate.addons.state import GateAddon
+from authgate.config.settings import Settings
+from authgate.words import verdict
 
 log = logging.getLogger("authgate")
 

@@ -14,22 +14,31 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-from .. import sources
-from ..appconfig import TOKEN_DB
-from ..explain import phrase as _words
-from ..settings import ConfigError, FileConfig, Overrides
-
-if TYPE_CHECKING:
-    from .state import GateState
+from authgate.config import sources
+from authgate.config.appconfig import TOKEN_DB
+from authgate.config.settings import ConfigError, FileConfig, Overrides, Settings
+from authgate.words.explain import phrase as _words
 
 log = logging.getLogger("authgate")
 READ_WAIT = 1.0  # seconds a request waits for the files being read, at most
 
 
+class Holder(Protocol):
+    """Where the snapshots go (GateState): what is in force, and how to put a new one in force."""
+
+    snap: sources.Snapshot | None
+    settings: Settings | None
+    lang: str
+
+    def summary(self) -> str: ...
+
+    def install(self, snap: sources.Snapshot, why: str, always: bool = False) -> None: ...
+
+
 class Snapshots:
-    def __init__(self, state: GateState) -> None:
+    def __init__(self, state: Holder) -> None:
         self._state = state  # where a good snapshot is put in force
         self._source: sources.Source | None = None  # the files the snapshot comes from
         self._stamp: tuple | None = None  # the files' stat when last read (sources.stamp)

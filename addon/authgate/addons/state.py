@@ -16,11 +16,13 @@ import logging
 from collections import OrderedDict
 from typing import Callable
 
-from .. import sources
-from ..decision import Decision, RequestView, decide
-from ..explain import phrase as _words
-from ..settings import Settings, fingerprint
-from .snapshots import Snapshots
+from authgate.addons.snapshots import Snapshots
+from authgate.config import sources
+from authgate.config.settings import Settings
+from authgate.rules.common import Decision, RequestView
+from authgate.rules.credentials import fingerprint
+from authgate.rules.decide import decide
+from authgate.words.explain import phrase as _words
 
 log = logging.getLogger("authgate")
 REMEMBERED = 10_000  # decisions kept for the flow view, the oldest forgotten first

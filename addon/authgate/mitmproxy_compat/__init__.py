@@ -29,13 +29,22 @@ the tests that exercise it fail at once.
   @focus (``focus``).
 """
 
-from .connections import answer_now, close_client, close_leaked, cut
-from .contentview import add_contentview, focus, remove_contentview
-from .http1_guards import (HEAD_LIMIT, PIPELINED_LIMIT, REFUSED, answer_instead, configure_guards,
-                           error_page_status, forget, install, uninstall)
-from .listener import hold_start, start_listeners, unwatch_listen_errors, watch_listen_errors
-from .options import announce, explicit, follow_default, show_option
-from .web import stylesheet, web_app, web_has_password
+from authgate.mitmproxy_compat.connections import answer_now, close_client, close_leaked, cut
+from authgate.mitmproxy_compat.contentview import add_contentview, focus, remove_contentview
+from authgate.mitmproxy_compat.http1_guards import (
+                                                    HEAD_LIMIT,
+                                                    PIPELINED_LIMIT,
+                                                    REFUSED,
+                                                    answer_instead,
+                                                    configure_guards,
+                                                    error_page_status,
+                                                    forget,
+                                                    install,
+                                                    uninstall,
+)
+from authgate.mitmproxy_compat.listener import hold_start, start_listeners, unwatch_listen_errors, watch_listen_errors
+from authgate.mitmproxy_compat.options import announce, explicit, follow_default, show_option
+from authgate.mitmproxy_compat.web import stylesheet, web_app, web_has_password
 
 __all__ = [
     "HEAD_LIMIT", "PIPELINED_LIMIT", "REFUSED", "add_contentview", "announce", "answer_instead", "answer_now",

@@ -23,7 +23,7 @@ from mitmproxy import http
 from mitmproxy.connection import ConnectionState, Server
 from mitmproxy.net.http import http1
 
-from .listener import proxyserver
+from authgate.mitmproxy_compat.listener import proxyserver
 
 
 def cut(flow: http.HTTPFlow) -> bool:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from mitmproxy import contentviews, ctx
 
-from . import web
+from authgate.mitmproxy_compat.web import web_app
 
 
 def add_contentview(name: str, render, priority):
@@ -51,6 +51,6 @@ def remove_contentview(view) -> None:
 
 def focus(flow) -> None:
     """In mitmweb, make `flow` the one @focus names (mitmweb's focus does not follow the flow opened)."""
-    view = ctx.master.addons.get("view") if web.web_app() else None
+    view = ctx.master.addons.get("view") if web_app() else None
     if view is not None and flow in view and view.focus.flow is not flow:
         view.focus.flow = flow

@@ -1,0 +1,1 @@
+"""`just explain`: a request's decision trace without a running proxy."""

@@ -1,0 +1,1 @@
+"""The auth rules (pure): both profiles' decisions and the primitives they share."""

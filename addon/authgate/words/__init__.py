@@ -1,0 +1,1 @@
+"""What the gate says: explanations in five languages, answers, error bodies, verdicts."""
