@@ -57,10 +57,8 @@ class Setup:
                      tuple((n, v.replace("$KEY", key)) for n, v in self.provider))
 
     def shown(self) -> str:
-        """As a person writes it: `ANTHROPIC_API_KEY=$KEY`, `[provider] env_key = "..."`."""
-        parts = [f"{name}={value}" for name, value in self.env]
-        parts += [f"{name} = {value}" for name, value in self.provider]
-        return ", ".join(parts) or "-"
+        """In one line: `ANTHROPIC_API_KEY=$KEY`, `ANTIGRAVITY_API_KEY=$KEY, env_key="ANTIGRAVITY_API_KEY"`."""
+        return ", ".join(f"{name}={value}" for name, value in (*self.env, *self.provider)) or "-"
 
 
 @dataclass

@@ -69,5 +69,20 @@ def read(path, skip: int = 0) -> list[dict]:
     return [json.loads(line) for line in text[:text.rfind("\n") + 1].splitlines()[skip:]]
 
 
+
+def settled(path, skip: int = 0, quiet: float = 0.3, limit: float = 5.0) -> list[dict]:
+    """The decisions after `skip` once none came for `quiet` seconds (at most `limit`): a streamed
+    answer is logged when its stream ends, which can be just after the client has exited."""
+    deadline = time.monotonic() + limit
+    seen = read(path, skip)
+    while time.monotonic() < deadline:
+        time.sleep(quiet)
+        now = read(path, skip)
+        if len(now) == len(seen):
+            break
+        seen = now
+    return seen
+
+
 addons = [DecisionsLog()]
 

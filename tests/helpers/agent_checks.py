@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 from typing import NamedTuple
 
@@ -26,8 +25,6 @@ KEY = "sk-agents0123456789abcdef01234567"
 WRONG_KEY = "sk-agentsWRONG9876543210fedcba98"
 REQUIRE = "AUTHGATE_REQUIRE_AGENTS"
 DECISIONS_LOG = ADDON.with_name("decisions_log.py")
-SETTLE = 0.3  # seconds without a new decision before a run's flows count as all logged
-SETTLE_MAX = 5.0
 
 
 def agent(name: str) -> agent_run.Agent:
@@ -72,20 +69,7 @@ class AgentGate:
     def run(self, name: str, setup: agent_run.Setup, timeout: float = agent_run.TIMEOUT) -> Outcome:
         before, reached = len(self.decisions()), len(self.upstream.received)
         result = agent_run.run(agent(name), self.url, setup, timeout=timeout)
-        return Outcome(result, self._settled(before), list(self.upstream.received)[reached:])
-
-    def _settled(self, skip: int) -> list[dict]:
-        """The decisions after `skip`, once no new one came for SETTLE seconds: a streamed answer is
-        logged when its stream ends, which may be just after the agent has exited."""
-        deadline = time.monotonic() + SETTLE_MAX
-        seen = self.decisions(skip)
-        while time.monotonic() < deadline:
-            time.sleep(SETTLE)
-            now = self.decisions(skip)
-            if len(now) == len(seen):
-                break
-            seen = now
-        return seen
+        return Outcome(result, decisions_log.settled(self.log, before), list(self.upstream.received)[reached:])
 
     def stop(self) -> str:
         try:
