@@ -8,18 +8,22 @@ upstream), exit 0; a wrong key exits non-zero within 15 s, nothing reaching the 
 the agent prints error bodies (Codex, Gemini CLI) its output holds the gate's reason. Claude Code
 with both ANTHROPIC_AUTH_TOKEN (wrong) and ANTHROPIC_API_KEY (right) gets the 401 that names the
 shadowed x-api-key. The explained 401's x-should-retry: false is what stops Claude Code: against the
-bare 401 (auth_explain=false, the original's) it keeps retrying. The figures are printed.
+bare 401 (auth_explain=false, the original's) it keeps retrying. The figures are printed. Last, the
+config files docs/agents.md shows are the ones these runs use.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import tomllib
+from pathlib import Path
 
 import pytest
 
 from agent_checks import KEY, WRONG_KEY, AgentGate, last_lines
-from agent_run import CODEX_KEY_VARIABLE, PROMPT, Setup
+from agent_run import AGENTS as RUNNERS
+from agent_run import CODEX_KEY_VARIABLE, GEMINI_SETTINGS, PROMPT, Setup, codex_config
 from authgate.settings import fingerprint
 from live_fixtures import report
 
@@ -28,6 +32,7 @@ NO_KEY_REACHED = "key headers: none (Authorization, x-api-key, x-goog-api-key ab
 FAILS_WITHIN = 15.0  # seconds: the issue's bound for a wrong key
 DENIED = "Proxy auth (strict) denied this request."
 MISMATCH = "does not match proxy.api_key"
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "agents.md"
 
 
 def key_setup(name: str, key: str) -> Setup:
@@ -120,3 +125,20 @@ def test_claude_keeps_retrying_the_bare_401(tmp_path, capsys):
                                     f"{run.timed_out}, {len(decisions)} denials by then")
     assert run.timed_out, f"Claude Code gave up on the bare 401 after {run.seconds:.1f} s: {run.output}"
     assert len(decisions) >= 3 and {d["status"] for d in decisions} == {401}, decisions
+
+
+def docs_block(section: str, lang: str) -> str:
+    """The first ```lang block of docs/agents.md's `## section`."""
+    text = DOCS.read_text(encoding="utf-8").split(f"\n## {section}\n", 1)[1].split("\n## ", 1)[0]
+    return text.split(f"```{lang}\n", 1)[1].split("```", 1)[0]
+
+
+def test_the_docs_show_the_settings_the_agents_run_with(tmp_path):
+    gate = "http://127.0.0.1:8045"
+    documented = tomllib.loads(docs_block("Codex CLI", "toml"))
+    assert documented == tomllib.loads(codex_config(gate, key_setup("codex", KEY).provider))
+    assert json.loads(docs_block("Gemini CLI", "json")) == GEMINI_SETTINGS
+    exported = dict(re.findall(r"^export (\w+)=(\S+)", docs_block("Claude Code", "bash"), re.M))
+    runner_env = RUNNERS["claude"].prepare(tmp_path, gate, Setup())
+    assert exported.pop("ANTHROPIC_API_KEY") == '"$KEY"' and exported.pop("ANTHROPIC_BASE_URL") == gate
+    assert exported.items() <= runner_env.items(), exported
