@@ -165,6 +165,13 @@ def check(s: Scenario, run: agent_run.Run, decisions: list[dict], w: dict) -> li
     return wrong
 
 
+def skip_line(agent: agent_run.Agent, w: dict) -> str:
+    """Why the agent's rows are not there: not installed (and how to install it), or no node."""
+    if not agent.path().exists():
+        return w["skipped"].format(agent=agent.title, package=agent.package, install=INSTALL)
+    return w["no_node"].format(agent=agent.title)
+
+
 def widths(scenarios, w: dict) -> tuple[int, ...]:
     """Agent, what was set (the widest setup), headers sent (the widest the scenarios send), header read."""
     set_width = max(len(s.setup.shown()) for s in scenarios) if scenarios else 0
@@ -188,7 +195,7 @@ def run(lang: str = "en", out=sys.stdout, scenarios=SCENARIOS) -> int:
         decisions = decisions_log.settled(gate.log, skip)
         wrong = check(s, done, decisions, w)
         winner = decisions[-1]["winner"] if decisions and decisions[-1]["winner"] else "-"
-        row = table_row([agent.title, shown(s.setup.shown(), gate.key), headers_sent(decisions, gate.key, w), winner,
+        row = table_row([agent.title, s.setup.shown(), headers_sent(decisions, gate.key, w), winner,
                          result(s, done, decisions, lang, w)], sizes)
         lines = [w["scenario"].format(title=w["titles"].get(s.title, s.title)),
                  w["printed"].format(line=what_it_printed(done.output, gate.key))]
@@ -200,10 +207,10 @@ def run(lang: str = "en", out=sys.stdout, scenarios=SCENARIOS) -> int:
                                 old=OLD_KEY) + "\n", file=out)
         for name, why in missing.items():
             if why:
-                print(w["skipped"].format(agent=agent_run.AGENTS[name].title, package=agent_run.AGENTS[name].package,
-                                          install=INSTALL), file=out)
-        print("   " + table_row([w["col_agent"], w["col_set"], w["col_sent"], w["col_read"], w["col_result"]], sizes),
-              file=out)
+                print(skip_line(agent_run.AGENTS[name], w), file=out)
+        if todo:
+            print("   " + table_row([w["col_agent"], w["col_set"], w["col_sent"], w["col_read"], w["col_result"]],
+                                    sizes), file=out)
         failures = lesson_run.walk(todo, scenario, 3, out)
     if not todo:
         print("\n" + w["summary_none"].format(install=INSTALL), file=out)

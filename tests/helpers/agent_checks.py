@@ -83,8 +83,3 @@ class AgentGate:
     def __exit__(self, *exc) -> None:
         self.stop()
 
-
-def last_lines(text: str, n: int = 3, width: int = 240) -> str:
-    """What the agent printed last (for the figures the tests print), each line clipped."""
-    lines = [line.strip()[:width] for line in text.strip().splitlines() if line.strip()]
-    return " | ".join(lines[-n:])

@@ -21,7 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from agent_checks import KEY, WRONG_KEY, AgentGate, last_lines
+from agent_checks import KEY, WRONG_KEY, AgentGate
+from agent_demo import what_it_printed
 from agent_run import AGENTS as RUNNERS
 from agent_run import CODEX_KEY_VARIABLE, GEMINI_SETTINGS, PROMPT, Setup, codex_config
 from authgate.settings import fingerprint
@@ -66,7 +67,7 @@ def through(tmp_path_factory):
 def test_right_key_gets_the_demo_answer(name, through, capsys):
     run, decisions, reached = through.run(name, key_setup(name, KEY))
     report(capsys, f"agents/{name}", f"right key: exit {run.returncode} in {run.seconds:.1f} s, "
-                                     f"{len(decisions)} request(s); printed: {last_lines(run.output, 1)}")
+                                     f"{len(decisions)} request(s); printed: {what_it_printed(run.output, KEY)}")
     assert run.returncode == 0, run.output
     assert NO_KEY_REACHED in run.output and f"You said: {PROMPT}" in run.output, run.output
     assert KEY not in run.output
@@ -84,7 +85,7 @@ def test_right_key_gets_the_demo_answer(name, through, capsys):
 def test_wrong_key_fails_fast_with_the_gates_reason(name, through, capsys):
     run, decisions, reached = through.run(name, key_setup(name, WRONG_KEY))
     report(capsys, f"agents/{name}", f"wrong key: exit {run.returncode} after {run.seconds:.1f} s, "
-                                     f"{len(decisions)} denial(s); printed: {last_lines(run.output, 2)}")
+                                     f"{len(decisions)} denial(s); printed: {what_it_printed(run.output, KEY)}")
     assert run.returncode not in (0, None), run.output
     assert run.seconds < FAILS_WITHIN, f"{run.seconds:.1f} s: {run.output}"
     assert decisions and all(d["status"] == 401 and d["reason"] == "mismatch" and d["winner"] == HEADER[name]
@@ -104,7 +105,7 @@ def test_claude_with_both_variables_gets_the_401_naming_the_shadowed_x_api_key(t
     both = Setup((("ANTHROPIC_AUTH_TOKEN", WRONG_KEY), ("ANTHROPIC_API_KEY", KEY)))
     run, decisions, reached = through.run("claude", both)
     report(capsys, "agents/claude", f"both variables: exit {run.returncode} after {run.seconds:.1f} s; "
-                                    f"printed: {last_lines(run.output, 1)}")
+                                    f"printed: {what_it_printed(run.output, KEY)}")
     assert run.returncode not in (0, None) and run.seconds < FAILS_WITHIN, run.output
     assert reached == []
     assert [(d["status"], d["winner"], d["reason"], d["shadowed"]) for d in decisions] == [
