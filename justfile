@@ -3,9 +3,10 @@ set positional-arguments
 
 python := env_var_or_default("PYTHON", "python3")
 
-# Install what the gate, the tests and the benchmark need (PyPI only).
+# Install what the gate, the tests and the benchmark need (PyPI), and the coding agents (npm ci, when npm is there).
 install:
     {{python}} -m pip install -r requirements.txt
+    @if command -v npm >/dev/null 2>&1; then npm ci --no-audit --no-fund; else echo "npm not found: the coding agents (just demo --agents, tests/live/test_agents.py) need node 20+ and npm, then: npm ci"; fi
 
 # The gate on 127.0.0.1:8045 (config.yaml, made on first start), with the demo upstream on upstream.url.
 run *ARGS:
@@ -31,6 +32,6 @@ bench *ARGS:
 explain *ARGS:
     @PYTHONPATH=addon {{python}} -m authgate.cli.explain "$@"
 
-# The FAQ's lesson, reproduced against a live gate on free ports (under a minute): just demo [--lang fr]
+# The FAQ's lesson against a live gate on free ports (under a minute): just demo [--lang fr] [--profile v4 | --agents]
 demo *ARGS:
     @{{python}} addon/faq_lesson.py "$@"

@@ -8,12 +8,15 @@ well-formed answer whose text says what reached the upstream: which of
 Authorization, x-api-key and x-goog-api-key arrived (a short fingerprint, never
 the value), so a person sees that the gate stripped the proxy key.
 
-    OpenAI     GET  /v1/models[/{id}]      POST /v1/chat/completions (stream: true as SSE)
+    OpenAI     GET  /v1/models[/{id}]      POST /v1/chat/completions (stream: true as SSE),
+                                           /v1/responses (stream: its event stream, as Codex CLI reads it)
                (the SDK's base URL ends in /v1: http://127.0.0.1:8045/v1)
-    Anthropic  GET  /v1/models[/{id}]      POST /v1/messages (stream too), /v1/messages/count_tokens
+    Anthropic  GET  /v1/models[/{id}]      POST /v1/messages (stream too; thinking, tools offered,
+               ?beta=true as Claude Code sends them), /v1/messages/count_tokens
                (told apart from OpenAI's /v1/models by the anthropic-version header)
     Gemini     GET  /v1beta/models[/{id}]  POST /v1beta/models/{model}:generateContent,
-               :streamGenerateContent?alt=sse, :countTokens
+               :streamGenerateContent?alt=sse, :countTokens (JSON when the request asks for it,
+               shaped by its response schema: Gemini CLI's model router)
                (on /v1/ too, as the real API: google-genai 3.x calls /v1/; its /v1/models[/{id}]
                told apart from OpenAI's by the x-goog-api-client header Google's SDKs send)
 
@@ -23,7 +26,8 @@ request gets the echo upstream's JSON (method, path, headers, body size).
 A request with `x-demo-delay: SECONDS` (up to MAX_DELAY) is answered that much
 later: a slow upstream, to see the gate's 504 after upstream.timeout.
 Standard library only; loopback only by default. The answers and the handler are in
-demo_api/ (shared.py, handler.py, routes.py, openai_api.py, anthropic_api.py, gemini_api.py).
+demo_api/ (shared.py, handler.py, routes.py, openai_api.py, responses_api.py, anthropic_api.py,
+gemini_api.py, json_answer.py).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The FAQ's lesson, reproduced against a live gate: `just demo`.
 
-    python3 addon/faq_lesson.py [--lang fr] [--profile v4]
+    python3 addon/faq_lesson.py [--lang fr] [--profile v4 | --agents]
 
 Starts the gate (mitmdump with addon/auth.py) and a local upstream on free
 loopback ports, then walks the FAQ: step 1 (/healthz under each mode), step 2
@@ -11,13 +11,13 @@ scenarios it edits the gate's config file, which applies to the next request
 that won and why (all three key headers, in their order, a non-ASCII value
 falling through to the next); exits 1 if anything behaves otherwise than the
 FAQ says. --lang: the lesson in one of the FAQ's five languages.
-`--profile v4` walks today's release instead (v4_lesson.py).
+`--profile v4` walks today's release instead (v4_lesson.py); `--agents` the FAQ's
+scenarios with Claude Code, Codex CLI and Gemini CLI (agent_demo.py).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import unicodedata
@@ -112,11 +112,7 @@ class Gate(lesson_run.Gate):
 
 def words(lang: str) -> dict:
     """The lesson's own words (the "lesson" part of locales/<lang>.json), English where missing."""
-    return {**_LESSON["en"], **_LESSON.get(lang, {})}
-
-
-_LESSON = {lang: json.loads((explain._LOCALES / f"{lang}.json").read_text(encoding="utf-8")).get("lesson", {})
-           for lang in explain.LANGUAGES}
+    return explain.tool_words("lesson", lang)
 
 
 def check(s: Scenario, status: int, seen: dict, logged: bool, lang: str = "en") -> list[str]:
@@ -182,7 +178,13 @@ def main() -> None:
     parser.add_argument("--lang", default="en", choices=explain.LANGUAGES, help="language of the lesson")
     parser.add_argument("--profile", default="faq", choices=("faq", "v4"),
                         help="faq: the FAQ's lesson (v3.3.50); v4: what v4.5.8 changed, against the app's files")
+    parser.add_argument("--agents", action="store_true",
+                        help="the FAQ's scenarios with the coding agents installed by npm ci (Claude Code, Codex CLI, "
+                             "Gemini CLI)")
     args = parser.parse_args()
+    if args.agents:
+        import agent_demo
+        sys.exit(agent_demo.run(args.lang))
     if args.profile == "v4":
         import v4_lesson
         sys.exit(v4_lesson.run(args.lang))

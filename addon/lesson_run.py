@@ -32,6 +32,7 @@ class Gate:
     port: int = 0
     output: list[str] = field(default_factory=list)
     proc: subprocess.Popen | None = None
+    extra: tuple[str, ...] = ()  # more mitmdump arguments, after the gate's (a script that watches it, say)
 
     def start(self) -> None:
         mitmdump = Path(sys.executable).with_name("mitmdump")
@@ -43,7 +44,7 @@ class Gate:
             [str(mitmdump if mitmdump.exists() else "mitmdump"), "-s", str(HERE / "auth.py"),
              "--set", f"auth_config={self.config}",
              "--mode", f"reverse:http://127.0.0.1:{self.upstream_port}@127.0.0.1:0",
-             "--set", "flow_detail=0"],
+             "--set", "flow_detail=0", *self.extra],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
         threading.Thread(target=self._read, daemon=True).start()
         deadline = time.monotonic() + 20

@@ -1,11 +1,16 @@
 """Gemini's answers, on /v1beta/, /v1alpha/ and /v1/ as the real API: GET models[/{id}],
-POST models/{model}:generateContent, :streamGenerateContent (?alt=sse: SSE), :countTokens."""
+POST models/{model}:generateContent, :streamGenerateContent (?alt=sse: SSE), :countTokens.
+
+A request for JSON (generationConfig.responseMimeType application/json) gets JSON, shaped by its
+responseSchema or responseJsonSchema when it gives one (json_answer.py): Gemini CLI's model router
+asks for its classification that way, and asks again until the answer parses."""
 
 from __future__ import annotations
 
 import json
 from urllib.parse import parse_qs, urlsplit
 
+from .json_answer import as_requested
 from .shared import GEMINI_MODELS, gemini_prompt, ids, pieces, tokens
 
 
@@ -30,7 +35,7 @@ def call(h, model: str, call: str, body: dict) -> None:
     if call == "countTokens":
         return h.send_json(200, {"totalTokens": tokens(prompt)})
     rid = f"demo-gemini-{next(ids)}"
-    text = h.report(prompt)
+    text = as_requested(body.get("generationConfig"), h.report(prompt))
     usage = {"promptTokenCount": tokens(prompt), "candidatesTokenCount": tokens(text),
              "totalTokenCount": tokens(prompt) + tokens(text)}
 
@@ -45,7 +50,7 @@ def call(h, model: str, call: str, body: dict) -> None:
 
     if call == "generateContent":
         return h.send_json(200, response(text, True))
-    parts = pieces(text)
+    parts = pieces(text)  # JSON too: a client joins the chunks' text before parsing, as with the real API
     if parse_qs(urlsplit(h.path).query).get("alt") != ["sse"]:
         # Without alt=sse Gemini streams one JSON array; sent whole here.
         return h.send_json(200, [response(p, i == len(parts) - 1) for i, p in enumerate(parts)])

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Callable, NamedTuple
 
-from . import anthropic_api, gemini_api, openai_api
+from . import anthropic_api, gemini_api, openai_api, responses_api
 
 GOOGLE = "x-goog-api-client"
 ANTHROPIC = "anthropic-version"
@@ -36,6 +36,7 @@ def _model(h, m, body) -> None:
 ROUTES = (
     Route("GET", re.compile(r"/v1/models"), _models, google=False),
     Route("POST", re.compile(r"/v1/chat/completions"), lambda h, m, body: openai_api.chat(h, body), body=True),
+    Route("POST", re.compile(r"/v1/responses"), lambda h, m, body: responses_api.responses(h, body), body=True),
     Route("POST", re.compile(r"/v1/messages"), lambda h, m, body: anthropic_api.messages(h, body), body=True),
     Route("POST", re.compile(r"/v1/messages/count_tokens"), lambda h, m, body: anthropic_api.count_tokens(h, body),
           body=True),

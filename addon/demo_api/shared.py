@@ -68,21 +68,45 @@ def clip(text: str, limit: int = 80) -> str:
     return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
+# Claude Code puts context blocks (<system-reminder>...) in the user's turn, Codex its
+# <environment_context>, Gemini CLI its <session_context>: the agent's words, not the user's,
+# so the prompt leaves them out.
+AGENT_CONTEXT = re.compile(r"\s*<(system-reminder|environment_context|session_context)>")
+
+
+def _said(parts) -> str:
+    """The text of a message's content: a string, or a list of parts (text, input_text)."""
+    if not isinstance(parts, list):
+        return str(parts or "")
+    texts = (p.get("text") for p in parts if isinstance(p, dict))
+    return " ".join(t for t in texts if isinstance(t, str) and not AGENT_CONTEXT.match(t))
+
+
 def messages_prompt(body: dict) -> str:
     """The last user message of an OpenAI or Anthropic request (both use `messages`)."""
     for msg in reversed(body.get("messages") or []):
         if isinstance(msg, dict) and msg.get("role") == "user":
-            content = msg.get("content")
-            if isinstance(content, list):
-                content = " ".join(p.get("text", "") for p in content if isinstance(p, dict))
-            return str(content or "")
+            return _said(msg.get("content"))
+    return ""
+
+
+def responses_prompt(body: dict) -> str:
+    """The last user message of an OpenAI Responses request: `input` is a string or a list of
+    items ({"role": "user", "content": string or input_text parts}; the type may be omitted)."""
+    given = body.get("input")
+    if not isinstance(given, list):
+        return str(given or "")
+    for item in reversed(given):
+        if isinstance(item, dict) and item.get("role") == "user" and item.get("type", "message") == "message":
+            if said := _said(item.get("content")):
+                return said
     return ""
 
 
 def gemini_prompt(body: dict) -> str:
     for content in reversed(body.get("contents") or []):
         if isinstance(content, dict) and content.get("role", "user") == "user":
-            return " ".join(p.get("text", "") for p in content.get("parts") or [] if isinstance(p, dict))
+            return _said(content.get("parts") or [])
     return ""
 
 

@@ -14,6 +14,7 @@ error_bodies.py's; shadow mode's verdict lines are verdict.py's.
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 from typing import NamedTuple
@@ -91,6 +92,18 @@ def _match(tag: str) -> str | None:
 def catalog(lang: str) -> Catalog:
     """The language's catalog (English when there is none)."""
     return CATALOGS.get(lang, _EN)
+
+
+def tool_words(part: str, lang: str) -> dict[str, str]:
+    """A tool's own words: a top-level part of locales/<lang>.json ("lesson" for `just demo`,
+    "agent_demo" for `just demo --agents`), English where the language lacks one."""
+    return {**_part(part, "en"), **_part(part, lang)}
+
+
+@functools.cache
+def _part(part: str, lang: str) -> dict[str, str]:
+    path = _LOCALES / f"{lang}.json"
+    return json.loads(path.read_text(encoding="utf-8")).get(part, {}) if path.exists() else {}
 
 
 def phrase(lang: str, name: str, /, **values) -> str:
