@@ -32,7 +32,8 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+from authgate.config.paths import REPO
+
 NODE_BIN = REPO / "node_modules" / ".bin"
 INSTALL = "npm ci (at the repository root: package.json and package-lock.json pin the agents)"
 PROMPT = "Say hi through the gate"

@@ -10,7 +10,6 @@ import io
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -18,9 +17,9 @@ import agent_demo
 import agent_run
 from agent_checks import agent
 from agent_run import Setup
+from authgate.config.paths import REPO
 from authgate.words import explain
 
-REPO = Path(__file__).resolve().parents[2]
 ROW = re.compile(r"^([✓✗])  (Claude Code|Codex CLI|Gemini CLI)\s{2,}(.+)$")
 
 
