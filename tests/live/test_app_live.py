@@ -47,7 +47,7 @@ def echo():
 
 
 def one_command(data, echo, tmp_path) -> Process:
-    """The README's one command (`--set auth_config=antigravity`, the app found through
+    """docs/versions-and-v4.md's one command (`--set auth_config=antigravity`, the app found through
     ABV_DATA_DIR), on an ephemeral port and the test's upstream."""
     gate = Process("mitmdump", "-s", str(ADDON), "--set", f"confdir={tmp_path}", "--set", "auth_config=antigravity",
                    "--set", "auth_port=0", "--set", f"auth_upstream={echo.url}", cwd=tmp_path,
