@@ -8,7 +8,7 @@ This file only composes the gate from small addons (authgate/addons/), one
 concern each, as mitmproxy's own addons are; they share the settings snapshot
 through one GateState. The pure core they call (the decision, the settings, the
 explanations) is authgate/; mitmproxy's internals, authgate/mitmproxy_compat/.
-See README.md, "Layout".
+See docs/architecture.md.
 """
 
 from __future__ import annotations

@@ -39,7 +39,7 @@ class Gate:
         # An explicit --mode pins the listener to loopback on a free port even when a
         # scenario sets allow_lan_access: true (explicit flags win over the file). Not
         # --listen-host: on Python 3.12+ that makes mitmproxy bind its default listener
-        # (127.0.0.1:8080) before the gate loads (README, "Supported versions").
+        # (127.0.0.1:8080) before the gate loads (docs/versions-and-v4.md, "Python and mitmproxy").
         self.proc = subprocess.Popen(
             [str(mitmdump if mitmdump.exists() else "mitmdump"), "-s", str(HERE / "auth.py"),
              "--set", f"auth_config={self.config}",

@@ -36,7 +36,7 @@ PASSWORD = "admin-" + generate_key()[3:15]  # a throwaway admin password
 
 @dataclass(frozen=True)
 class Scenario:
-    since: str  # the first release with the rule (/work/notes/v4-rules.md §7)
+    since: str  # the first release with the rule (docs/versions-and-v4.md, "The v4 rules")
     title: str
     mode: str
     status: int  # what v4.5.8's code answers

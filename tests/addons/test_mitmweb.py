@@ -1,5 +1,5 @@
 """Mitmweb (authgate/addons/mitmweb.py): the comment column, and the UI kept on loopback where mitmweb
-has no password. A live mitmweb is in tests/test_web_*.py; these run without one."""
+has no password. A live mitmweb is in tests/web/; these run without one."""
 
 import logging
 from collections.abc import Sequence

@@ -23,7 +23,7 @@ def text(proxy=PROXY, **top):
 
 
 def test_the_notes_minimal_file():
-    # v4-rules.md §4.3's minimal valid file
+    # the smallest gui_config.json v4.5.8 accepts
     app = parse_app_config(text({**PROXY, "auth_mode": "all_except_health", "allow_lan_access": True,
                                  "admin_password": None}), "gui_config.json", "/data")
     assert (app.auth_mode, app.allow_lan_access, app.port, app.api_key, app.admin_password, app.enabled,

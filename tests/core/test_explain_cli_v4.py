@@ -4,6 +4,7 @@ import pytest
 
 from appfiles import gui_config, make_token_db, snapshot_dir, write_gui_config
 from authgate.cli import explain as explain_cli
+from authgate.config.paths import TEMPLATE
 
 KEY = "sk-0123456789abcdef0123456789abcdef"
 
@@ -79,6 +80,9 @@ def test_the_apps_own_files_as_the_gate_reads_them(tmp_path, monkeypatch):
                                              "expires_type": "day", "expires_at": 1000}])
     before = snapshot_dir(data)
     monkeypatch.setenv("ABV_DATA_DIR", str(data))
+    # With the app's file the gate's own config.yaml is the default one: a fresh clone's (the shipped
+    # defaults), never the user's config.yaml, whatever it holds (an upstream.headers ${VAR}, say).
+    monkeypatch.setattr(explain_cli, "DEFAULT_CONFIG", TEMPLATE)
     out = explain_cli.run(["--config", "antigravity", "-H", "x-api-key: sk-app-user"])
     assert "comment: 403 · all_except_health · x-api-key won (Authorization absent) · user token expired" in out
     assert f"settings: {data / 'gui_config.json'}, api_key sk-…cdef" in out

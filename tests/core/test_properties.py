@@ -117,8 +117,8 @@ def test_decision_never_raises(method, path, headers, mode, lan, key):
     explain.comment(d), error_bodies.denial_body(d, path), explain.trace(d, method, path)
 
 
-# ---- profile v4: v4.5.8's auth layer, stated again from the notes' reference sketch
-# (v4-rules.md §9), sharing no code with v4.py or tokens.py.
+# ---- profile v4: v4.5.8's auth layer, stated again from the rules table (docs/versions-and-v4.md),
+# sharing no code with v4.py or tokens.py.
 
 from authgate.rules.common import V4Facts  # noqa: E402
 from authgate.rules.tokens import MemoryTokenStore, TokenRow  # noqa: E402

@@ -1,7 +1,7 @@
 """profile v4 = Antigravity Tools v4.5.8, rule for rule (pure; no mitmproxy here).
 
 Every table row names the original's code it comes from, at tag v4.5.8
-(/work/notes/v4-rules.md quotes it): auth.rs is
+(docs/versions-and-v4.md tables them): auth.rs is
 src-tauri/src/proxy/middleware/auth.rs, utdb is
 src-tauri/src/modules/user_token_db.rs, server.rs and security.rs are under
 src-tauri/src/proxy/. The version in brackets is the first release with the rule.

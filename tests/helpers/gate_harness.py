@@ -1,5 +1,5 @@
 """The gate's addons in mitmproxy's own test context (taddons, tflow), chained
-as mitmdump chains them. Each tests/test_<addon>.py imports what it needs:
+as mitmdump chains them. Each tests/addons/test_<addon>.py imports what it needs:
 
     from gate_harness import KEY, config, default_config, gate, send, upstream, write
 """

@@ -8,6 +8,7 @@ neither file nor anything else in the app's folder. Every process is stopped at 
 from __future__ import annotations
 
 import json
+import shutil
 import sqlite3
 import time
 
@@ -47,9 +48,14 @@ def echo():
 
 
 def one_command(data, echo, tmp_path) -> Process:
-    """The README's one command (`--set auth_config=antigravity`, the app found through
-    ABV_DATA_DIR), on an ephemeral port and the test's upstream."""
-    gate = Process("mitmdump", "-s", str(ADDON), "--set", f"confdir={tmp_path}", "--set", "auth_config=antigravity",
+    """docs/versions-and-v4.md's one command (`--set auth_config=antigravity`, the app found through
+    ABV_DATA_DIR), on an ephemeral port and the test's upstream. The gate's own config.yaml is then
+    the one beside addon/: run from a copy of addon/ without one (a fresh clone's, the shipped
+    defaults read as they are), never the user's config.yaml, whatever it holds."""
+    clone = tmp_path / "clone"
+    shutil.copytree(ADDON.parent, clone / "addon", ignore=shutil.ignore_patterns("__pycache__"))
+    gate = Process("mitmdump", "-s", str(clone / "addon" / ADDON.name), "--set", f"confdir={tmp_path}",
+                   "--set", "auth_config=antigravity",
                    "--set", "auth_port=0", "--set", f"auth_upstream={echo.url}", cwd=tmp_path,
                    env={"ABV_DATA_DIR": str(data)})
     return gate.wait_listening()

@@ -52,7 +52,7 @@ def test_2_3_no_client_credential_is_forwarded(gate, recorder, mode):
 
 def test_2_the_gates_own_lines_never_hold_a_query_key_at_any_flow_detail(gate, recorder):
     """flow_detail 1-4: mitmproxy's own dump of each flow prints the request line as the client sent
-    it (README, Security); the gate's lines (the decision, errors) carry only the fingerprint."""
+    it (docs/security.md); the gate's lines (the decision, errors) carry only the fingerprint."""
     for detail in ("1", "2", "4"):
         m = gate(config_text("strict", KEY, recorder.url), "--set", f"flow_detail={detail}")
         raw_exchange(m.port, request(b"GET", b"/v1beta/models?key=" + K, []))

@@ -2,7 +2,7 @@
 (strict, a known key, the demo upstream behind it): a real answer, streamed too, the first streamed
 event reaching the client before the upstream has finished sending; the answer's text (written by
 the upstream) shows the proxy key did not reach the upstream; the model lists; the header each SDK
-sends by default, seen straight at the upstream; the README's one-liners, run as they are.
+sends by default, seen straight at the upstream; the one-liners of docs/clients.md, run as they are.
 """
 
 from __future__ import annotations
@@ -96,17 +96,17 @@ def test_sdk_default_key_header_straight_to_the_upstream(sdk, demo):
     assert f"key headers: {header} present: {shown}; absent: {others}." in text, text
     assert KEY not in text
 
-# ====================================================================== the README's one-liners
+# ====================================================================== docs/clients.md's one-liners
 
-def readme_one_liners() -> list[str]:
-    """The `python3 -c "..."` lines of the README's "Real SDKs through the gate"."""
-    text = (REPO / "README.md").read_text(encoding="utf-8")
+def clients_page_one_liners() -> list[str]:
+    """The `python3 -c "..."` lines of docs/clients.md's "Real SDKs through the gate"."""
+    text = (REPO / "docs" / "clients.md").read_text(encoding="utf-8")
     section = text.split("## Real SDKs through the gate", 1)[1].split("\n## ", 1)[0]
     return [line for line in section.splitlines() if line.startswith('python3 -c "')]
 
 
-def test_the_readmes_sdk_lines_run_as_they_are(gate, tmp_path):
-    lines = readme_one_liners()
+def test_the_clients_pages_sdk_lines_run_as_they_are(gate, tmp_path):
+    lines = clients_page_one_liners()
     assert [("openai" in x, "anthropic" in x, "genai" in x) for x in lines] == [
         (True, False, False), (False, True, False), (False, False, True)]
     for line in lines:
@@ -115,4 +115,46 @@ def test_the_readmes_sdk_lines_run_as_they_are(gate, tmp_path):
                              env={**os.environ, "KEY": KEY})
         assert run.returncode == 0, f"{line}\n{run.stdout}{run.stderr}"
         assert run.stdout.strip(), f"{line}: printed no answer"
+        assert KEY not in run.stdout + run.stderr
+
+
+# ====================================================================== the README's client table
+
+# Each SDK built with no argument at all: the base URL and the key come from the environment.
+_BARE_CALL = {
+    "OpenAI SDK": "import openai; c = openai.OpenAI(); print(c.chat.completions.create(model='demo-gpt', "
+                  "messages=[{'role': 'user', 'content': 'hi'}]).choices[0].message.content)",
+    "Anthropic SDK": "import anthropic; c = anthropic.Anthropic(); print(c.messages.create(model='demo-claude', "
+                     "max_tokens=64, messages=[{'role': 'user', 'content': 'hi'}]).content[0].text)",
+    "Google GenAI SDK": "from google import genai; c = genai.Client(); "
+                        "print(c.models.generate_content(model='demo-gemini', contents='hi').text)",
+}
+
+
+def readme_sdk_variables() -> dict[str, dict[str, str]]:
+    """The README's "Point your client or agent at the gate" rows for the SDKs: {client: {VAR: value}},
+    the base URL's `VAR=value` and the key's `VAR` (given the proxy key)."""
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    rows = {}
+    for line in text.split("## Point your client or agent at the gate", 1)[1].split("\n## ", 1)[0].splitlines():
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if cells and cells[0] in _BARE_CALL:
+            url_var, url = re.fullmatch(r"`(\w+)=(\S+)`", cells[1]).groups()
+            key_var = re.match(r"`(\w+)`", cells[2]).group(1)
+            rows[cells[0]] = {url_var: url, key_var: KEY}
+    return rows
+
+
+def test_the_readmes_sdk_variables_are_the_sdks_own(gate, tmp_path):
+    rows = readme_sdk_variables()
+    assert sorted(rows) == sorted(_BARE_CALL)
+    names = {name for env in rows.values() for name in env} | {"GOOGLE_API_KEY"}  # GOOGLE_API_KEY would win
+    base = {k: v for k, v in os.environ.items() if k not in names}
+    for client, env in rows.items():
+        env = {k: v.replace("127.0.0.1:8045", f"127.0.0.1:{gate.port}") for k, v in env.items()}
+        run = subprocess.run([sys.executable, "-c", _BARE_CALL[client]], capture_output=True, text=True, timeout=60,
+                             cwd=tmp_path, env={**base, **env})
+        assert run.returncode == 0, f"{client} with {sorted(env)}:\n{run.stdout}{run.stderr}"
+        # the demo upstream's answer: the request passed the strict gate, its key removed on the way
+        assert "demo upstream received POST" in run.stdout and "key headers: none" in run.stdout, run.stdout
         assert KEY not in run.stdout + run.stderr

@@ -115,7 +115,7 @@ def test_explain_cli_before_the_first_start(tmp_path):
 
 
 def just_explain(*args: str) -> subprocess.CompletedProcess:
-    """`just explain -- ...` as the README says it, on the repository's own (shipped) config.yaml;
+    """`just explain -- ...` as the README says it (the config named: a test never reads the user's);
     the module itself where `just` is not installed (it runs the same command)."""
     just = shutil.which("just") or str(Path(sys.executable).with_name("just"))
     env = {**os.environ, "PYTHON": sys.executable}

@@ -1,6 +1,6 @@
 """mitmweb's flow list with the gate, against a live `mitmweb -s addon/auth.py`: each flow says the
 decision in its comment and marker (through mitmweb's API, and read in a real browser: the comment
-column readable without opening the flow, the README's filters), and an upstream failure shows the
+column readable without opening the flow, docs/mitmweb.md's filters), and an upstream failure shows the
 gate's JSON answer beside mitmproxy's error.
 
 One mitmweb serves the tests that only add flows; the upstream failure has its own. The browser
@@ -97,7 +97,7 @@ def test_browser_flow_list_shows_winner_and_marker(web, page, tmp_path):
     page.screenshot(path=str(shot), full_page=True)
     print(f"\nscreenshot: {shot}")
 
-    # The README's "all denials" filter, typed into the search box.
+    # docs/mitmweb.md's "all denials" filter, typed into the search box.
     search = page.get_by_placeholder("Search")
     search.fill("~marked")
     search.press("Enter")

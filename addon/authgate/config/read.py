@@ -95,18 +95,18 @@ def parse_config(text: str, source: str, environ=os.environ) -> FileConfig:
                           "write each value out in full") from None
     except (RecursionError, ValueError) as e:  # nested thousands deep; an integer of thousands of digits
         raise ConfigError(source, "(YAML)", f"cannot be read ({type(e).__name__}: {str(e)[:80]})",
-                          "write plain values, a few levels deep, as the repository's config.yaml does") from None
+                          "write plain values, a few levels deep, as addon/config.default.yaml does") from None
     except yaml.YAMLError as e:
         where = getattr(e, "problem_mark", None)
         at = f" at line {where.line + 1}, column {where.column + 1}" if where else ""
         problem = getattr(e, "problem", None) or str(e).splitlines()[0]
         raise ConfigError(source, "(YAML syntax)", f"invalid YAML{at}: {problem}",
-                          "fix the indentation or quoting there; see the README's config reference") from None
+                          "fix the indentation or quoting there; see docs/configuration.md") from None
     if data is None:
         # An empty file is a truncated one far more often than a wish for
         # defaults, and the defaults would turn auth off: refuse it.
         raise ConfigError(source, "(file)", "is empty",
-                          "restore it (the repository's config.yaml is a template)")
+                          "restore it (addon/config.default.yaml has the shipped defaults)")
     if not isinstance(data, dict):
         raise ConfigError(source, "(top level)", "is not a mapping of sections",
                           "start with `proxy:` and `upstream:` sections")
@@ -157,7 +157,7 @@ _KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
 
 
 def read_text(path: str | os.PathLike, limit: int = MAX_CONFIG_BYTES,
-              missing: str = "create it (copy the repository's config.yaml) or point --set auth_config=PATH at one") -> str:
+              missing: str = "create it (copy addon/config.default.yaml) or point --set auth_config=PATH at one") -> str:
     """A settings file's text (UTF-8), read only when it is a regular file (a
     symlink to one is fine) of at most `limit` bytes; ConfigError otherwise. It
     never waits: a FIFO or a device is refused before it is opened, and opened
@@ -182,7 +182,7 @@ def read_text(path: str | os.PathLike, limit: int = MAX_CONFIG_BYTES,
                           "point it at a plain file")
     if size > limit or len(data) > limit:
         raise ConfigError(source, "(file)", f"is larger than {limit // 1024} KiB",
-                          "a settings file is a few lines: restore it from the repository's config.yaml")
+                          "a settings file is a few lines: restore it from addon/config.default.yaml")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:

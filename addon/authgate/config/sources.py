@@ -1,7 +1,8 @@
 """Where the snapshot comes from: the gate's config.yaml and, when it names one,
 the app's own gui_config.json with user_tokens.db beside it. No mitmproxy import.
 
-How the two files combine (README, "Point the gate at a running app"):
+How the two files combine (docs/versions-and-v4.md, "Point the gate at a running Antigravity
+Tools app"):
 
 * `auth_config` names the gate's config.yaml (default: the repository's), or
   the app's gui_config.json (any path ending in `.json`), or `antigravity`:

@@ -1,7 +1,8 @@
 """profile v4: Antigravity Tools v4.5.8's auth layer, rule for rule (pure).
 
 The rules come from the original's code at tag v4.5.8 (commit 9b3dd14f);
-/work/notes/v4-rules.md quotes it. Line numbers below are at that tag:
+docs/versions-and-v4.md tables them, each with its file:line and the release it
+came from. Line numbers below are at that tag:
 auth.rs is src-tauri/src/proxy/middleware/auth.rs, server.rs is
 src-tauri/src/proxy/server.rs, user_token_db.rs is src-tauri/src/modules/.
 
