@@ -36,8 +36,9 @@ from live import config_text
     ("auto", True, "all_except_health", 200, 401),
 ], ids=["off", "strict", "all_except_health", "auto-lan_false", "auto-lan_true"])
 def test_effective_mode_table(start, echo, mode, lan, effective, health, models):
-    # allow_lan_access=true would bind 0.0.0.0: pin the listener to loopback explicitly.
-    extra = ("--set", "listen_host=127.0.0.1") if lan else ()
+    # allow_lan_access=true would bind 0.0.0.0: pin the listener to loopback explicitly, with a whole
+    # --mode (a numeric listen_host alone makes mitmproxy 3.12+ bind its default *:8080 first).
+    extra = ("--mode", f"reverse:{echo.url}@127.0.0.1:0") if lan else ()
     m = start(config_text(mode, KEY, echo.url, lan=lan), *extra)
     assert m.host == "127.0.0.1"
     h = m.send("GET", "/healthz")
@@ -64,7 +65,7 @@ def test_listens_on_loopback_by_default(strict):
 # ====================================================================== FAQ pitfalls table
 
 def test_pitfall_auto_with_lan_access_denies_localhost(start, echo):
-    m = start(config_text("auto", KEY, echo.url, lan=True), "--set", "listen_host=127.0.0.1")
+    m = start(config_text("auto", KEY, echo.url, lan=True), "--mode", f"reverse:{echo.url}@127.0.0.1:0")
     r = m.send("GET", "/v1/models", host="localhost")
     assert r.status == 401
     assert r.gate["configured_mode"] == "auto" and r.gate["effective_mode"] == "all_except_health"

@@ -51,7 +51,7 @@ FORWARD_TRIES: list[list[tuple[bytes, bytes]]] = [
     ("off", False), ("strict", False), ("all_except_health", False), ("auto", False), ("auto", True),
 ], ids=["off", "strict", "all_except_health", "auto-lan_false", "auto-lan_true"])
 def test_client_key_headers_are_never_forwarded(gate, recorder, mode, lan):
-    extra = ("--set", "listen_host=127.0.0.1") if lan else ()
+    extra = ("--mode", f"reverse:{recorder.url}@127.0.0.1:0") if lan else ()  # loopback, never *:8080 first
     m = gate(config_text(mode, KEY, recorder.url, lan=lan), *extra)
     policy = SimpleNamespace(auth_mode=mode, allow_lan_access=lan, api_key=KEY, profile="faq")
     forwarded = 0
