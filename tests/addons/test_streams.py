@@ -241,3 +241,37 @@ def test_keep_is_cheap_per_chunk():
 async def test_json_bodies_are_unaffected_by_a_whole_copy(gate):
     f = streamed_request(gate, [json.dumps({"x": 1}).encode()])
     assert json.loads(f.request.content) == {"x": 1}
+
+
+async def test_what_mitmwebs_intercept_filter_matches_is_held_whole():
+    """An intercepted flow can be held and edited only if its body is held: what the filter matches
+    (at the request or the response headers) is not streamed, while intercepting; the rest is."""
+    from mitmproxy.addons import intercept
+
+    from gate_harness import running_gate
+    with running_gate() as g:
+        g.tctx.master.addons.add(intercept.Intercept())
+        g.tctx.configure(g.addons[0], intercept="~s & ~h x-hold")
+        hold = streamed_request(g)
+        assert "request" in hold.metadata[streams.META]  # streamed: ~s matches no flow at its request headers
+        hold.response = tutils.tresp(headers=http.Headers(x_hold="1"), content=None)
+        g.responseheaders(hold)
+        assert not hold.response.stream  # mitmproxy reads it whole, and Intercept holds it at the response
+        other = streamed_response(g, streamed_request(g), [b"{}"], headers=(("content-type", "text/plain"),))
+        assert other.response.content == b"{}"
+        g.tctx.configure(g.addons[0], intercept_active=False)
+        again = streamed_response(g, streamed_request(g), [b"{}"], headers=(("x-hold", "1"),))
+        assert again.response.content == b"{}"
+
+
+def test_mitmproxys_line_per_streamed_flow_is_dropped(gate, caplog):
+    """With every body streamed, mitmproxy's "Streaming request to HOST." and "Streaming response from
+    HOST." would come twice per request (and cost ~10 µs each); its other lines stay, naming their caller."""
+    import logging
+    server = logging.getLogger("mitmproxy.proxy.server")
+    caplog.set_level(logging.INFO)
+    server.log(logging.INFO, "Streaming request to 127.0.0.1.", extra={"client": ("127.0.0.1", 1)})
+    server.info("Streaming response from 127.0.0.1.")  # (the filter, whatever method logs it)
+    server.log(logging.INFO, "client connect", extra={"client": ("127.0.0.1", 1)})
+    assert [r.getMessage() for r in caplog.records if r.name == server.name] == ["client connect"]
+    assert caplog.records[-1].funcName == "test_mitmproxys_line_per_streamed_flow_is_dropped"

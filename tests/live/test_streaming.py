@@ -131,7 +131,8 @@ def test_first_byte_on_a_fresh_connection(paths, capsys):
                      f"gate's fastest {ms(min(firsts[kind, 'gate']))}, slowest {ms(max(firsts[kind, 'gate']))})")
     report(capsys, "streaming", f"first body byte, median of {REPEATS} fresh connections:\n  " + "\n  ".join(lines))
     for kind, extra in added.items():
-        assert extra < 0.05, f"{kind}: the gate adds {extra * 1000:.1f} ms to the first byte"
+        assert extra < 0.025, f"{kind}: the gate adds {extra * 1000:.1f} ms to the first byte"
+    assert "Streaming re" not in paths["gate"][1].output  # mitmproxy's two lines per streamed flow: dropped
 
 
 # ====================================================================== big bodies, memory
@@ -183,10 +184,8 @@ def test_a_90_mib_upload_streams_in_flat_memory(paths, pace, chunked, capsys):
     assert peak - idle < RSS_BOUND_KB, f"peak RSS +{(peak - idle) / 1024:.0f} MiB"
 
 
-def test_20_clients_stream_sse_at_once(paths, pace, capsys):
-    port, proc = paths["gate"]
-    mem = Memory(proc.proc.pid)
-    idle = mem.reset()
+def _many(port: int) -> dict[str, object]:
+    """CLIENTS SSE streams at once on `port`: stream id -> Fetch."""
     runs: dict[str, object] = {}
 
     def run(ident: str) -> None:
@@ -197,16 +196,33 @@ def test_20_clients_stream_sse_at_once(paths, pace, capsys):
         t.start()
     for t in threads:
         t.join(PIECES * EVERY + 30)
-    peak = mem.peak()
-    firsts = [f.first_body for f in runs.values() if f.first_body is not None]
-    delays = [d for ident, f in runs.items() for d in f.delays(pace.sent[ident])]
-    report(capsys, "streaming",
-           f"{CLIENTS} SSE clients at once through the gate: {sum(len(f.marks) for f in runs.values())}/"
-           f"{CLIENTS * PIECES} pieces; first body byte median {ms(median(firsts))}, slowest {ms(max(firsts))}; "
-           f"upstream -> client median {ms(median(delays))}, max {ms(max(delays))}; RSS {mib(idle)} idle, "
-           f"peak {mib(peak)} (+{(peak - idle) / 1024:.1f} MiB)")
+    return runs
+
+
+def test_20_clients_stream_sse_at_once(paths, pace, capsys):
+    """20 SSE streams at once on each path. Bare mitmdump holds each whole (it streams an event
+    stream only when told to). Through the gate the first bytes come after 50-150 ms here: mitmproxy
+    sets the 20 new connections up one after the other, a few ms each (bare mitmdump's one-piece
+    answers take as long), while this process runs the 20 clients and the upstream's threads."""
+    figures = {}
+    for path, (port, proc) in paths.items():
+        mem = Memory(proc.proc.pid) if proc else None
+        idle = mem.reset() if mem else 0
+        runs = _many(port)
+        peak = mem.peak() if mem else 0
+        firsts = [f.first_body for f in runs.values() if f.first_body is not None]
+        delays = [d for ident, f in runs.items() for d in f.delays(pace.sent[ident])]
+        figures[path] = runs, firsts, delays, idle, peak
+    lines = []
+    for path, (runs, firsts, delays, idle, peak) in figures.items():
+        rss = f"; RSS {mib(idle)} idle, peak {mib(peak)} (+{(peak - idle) / 1024:.1f} MiB)" if idle else ""
+        lines.append(f"{path:6}: {sum(len(f.marks) for f in runs.values())}/{CLIENTS * PIECES} pieces; first body "
+                     f"byte median {ms(median(firsts))}, slowest {ms(max(firsts))}; upstream -> client median "
+                     f"{ms(median(delays))}, max {ms(max(delays))}{rss}")
+    report(capsys, "streaming", f"{CLIENTS} SSE clients at once:\n  " + "\n  ".join(lines))
+    runs, firsts, delays, idle, peak = figures["gate"]
     assert len(runs) == CLIENTS and all(len(f.marks) == PIECES and f.status == 200 for f in runs.values())
-    assert max(firsts) < 1.0 and max(delays) < 1.0, (max(firsts), max(delays))
+    assert max(firsts) < 1.0 and max(delays) < LATE, (max(firsts), max(delays))
     assert peak - idle < RSS_BOUND_KB
 
 

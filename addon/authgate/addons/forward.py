@@ -8,8 +8,11 @@ Both bodies stream, each chunk as it arrives (streams.py): the request body to
 the upstream, the answer to the client, as the original (axum on hyper) passes
 them; mitmproxy holds neither whole. So the request is rewritten at its
 headers, before its first byte goes out. Each flow keeps a copy of the first
-auth_keep_body bytes of each body for mitmweb. Only shadow mode's v4 403 and
-503 are held whole: their verdict, which reads the body, goes into a header.
+auth_keep_body bytes of each body for mitmweb. Held whole, as mitmproxy holds
+any body: shadow mode's v4 403 and 503 (their verdict, which reads the body,
+goes into a header), and a flow that mitmweb's intercept filter matches when
+the request or the response headers arrive (a streamed body could no longer be
+held there, nor edited).
 
 The client's proxy key never reaches the upstream. What the client sent is put
 back on the flow when the response (or an error) arrives, so mitmweb shows it
@@ -20,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 
-from mitmproxy import http
+from mitmproxy import ctx, flowfilter, http
 
 from authgate import mitmproxy_compat
 from authgate.addons import responses, streams
@@ -37,6 +40,18 @@ class Forward(GateAddon):
         self._stash: dict[str, tuple[tuple, bytes, bool]] = {}  # flow id -> client's (headers, path), host moved
         # flow id -> the timer that gives up on the upstream's response headers
         self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._held = None  # mitmproxy's intercept filter while intercepting: what it matches is not streamed
+
+    def load(self, loader) -> None:
+        mitmproxy_compat.quiet_stream_lines()  # mitmproxy's two lines per streamed flow: every flow's
+
+    def configure(self, updated: set[str]) -> None:
+        if {"intercept", "intercept_active"} & updated and hasattr(ctx.options, "intercept"):
+            spec = ctx.options.intercept if ctx.options.intercept_active else None
+            try:
+                self._held = flowfilter.parse(spec) if spec else None
+            except ValueError:  # mitmproxy's Intercept addon refuses it itself
+                self._held = None
 
     def requestheaders(self, flow: http.HTTPFlow) -> None:
         # What the gatekeeper decided and did not answer itself goes upstream, its body as it comes.
@@ -49,7 +64,8 @@ class Forward(GateAddon):
             self._stash.pop(flow.id, None)
             responses.fail_closed(flow, early=True)
             return
-        streams.stream(flow.request, self.state.keep_body, flow, "request")
+        if self._held is None or not self._held(flow):
+            streams.stream(flow.request, self.state.keep_body, flow, "request")
 
     def request(self, flow: http.HTTPFlow) -> None:
         # The body is in (and, streamed, out): upstream.timeout for the response headers from now.
@@ -61,7 +77,8 @@ class Forward(GateAddon):
         self._disarm(flow)
         if flow.id in self._stash:  # the upstream's answer to a request the gate forwarded
             meta = flow.metadata["auth"]
-            if not (meta.get("shadow") and verdict.needs_body(meta, flow.response.status_code)):
+            if (not (meta.get("shadow") and verdict.needs_body(meta, flow.response.status_code))
+                    and (self._held is None or not self._held(flow))):
                 streams.stream(flow.response, self.state.keep_body, flow, "response")
 
     def response(self, flow: http.HTTPFlow) -> None:
@@ -80,6 +97,7 @@ class Forward(GateAddon):
         self._restore(flow)
 
     def done(self) -> None:
+        mitmproxy_compat.quiet_stream_lines(False)
         for timer in self._timers.values():
             timer.cancel()
 
