@@ -103,8 +103,8 @@ def streamed(flow: http.HTTPFlow, lang: str) -> list[str]:
         if (info := record.get(which)) is None:
             continue
         words = [explain.phrase(lang, f"view_streamed_{which}")]
-        total, kept = streams.size(info.get("bytes", 0)), streams.size(info["kept"])
-        if "bytes" not in info:
+        total, kept = streams.size(info["bytes"]), streams.size(info["kept"])
+        if info["cut"] and not info["kept"]:
             words.append(explain.phrase(lang, "view_kept_none"))
         elif not info["cut"]:
             words.append(explain.phrase(lang, "view_kept_whole", total=total))

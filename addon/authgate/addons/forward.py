@@ -65,7 +65,7 @@ class Forward(GateAddon):
             responses.fail_closed(flow, early=True)
             return
         if self._held is None or not self._held(flow):
-            streams.stream(flow.request, self.state.keep_body, flow, "request")
+            streams.stream(flow.request, self.state.keep_body)
 
     def request(self, flow: http.HTTPFlow) -> None:
         # The body is in (and, streamed, out): upstream.timeout for the response headers from now.
@@ -79,7 +79,7 @@ class Forward(GateAddon):
             meta = flow.metadata["auth"]
             if (not (meta.get("shadow") and verdict.needs_body(meta, flow.response.status_code))
                     and (self._held is None or not self._held(flow))):
-                streams.stream(flow.response, self.state.keep_body, flow, "response")
+                streams.stream(flow.response, self.state.keep_body)
 
     def response(self, flow: http.HTTPFlow) -> None:
         streams.put(flow, "response", self.state.lang)

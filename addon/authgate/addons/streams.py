@@ -21,9 +21,9 @@ from mitmproxy import http
 from authgate import mitmproxy_compat
 from authgate.words import explain
 
-# flow.metadata[META]: {"request"|"response": {"bytes": passed, "kept": bytes kept, "cut", "complete",
-# "marked": the cut is marked in the copy, "encoding": a cut copy's content-encoding, "error"}}; {"kept": 0}
-# with auth_keep_body=0.
+# flow.metadata[META]: {"request"|"response": {"bytes": passed, "kept": bytes kept (0: auth_keep_body=0,
+# no content set), "cut", "complete", "marked": the cut is marked in the copy, "encoding": a cut copy's
+# content-encoding, "error": why a stream ended early}}.
 META = "auth_streamed"
 
 
@@ -50,13 +50,9 @@ class Keep:
         return data
 
 
-def stream(message: http.Message, cap: int, flow: http.HTTPFlow, which: str) -> None:
-    """Stream this message's body, keeping a copy of its first `cap` bytes (0: none)."""
-    if cap:
-        message.stream = Keep(cap)
-    else:
-        message.stream = True
-        flow.metadata.setdefault(META, {})[which] = {"kept": 0}
+def stream(message: http.Message, cap: int) -> None:
+    """Stream this message's body, keeping a copy of its first `cap` bytes (0: none, counted all the same)."""
+    message.stream = Keep(cap)
 
 
 def put(flow: http.HTTPFlow, which: str, lang: str, error: str | None = None) -> None:
@@ -73,6 +69,9 @@ def put(flow: http.HTTPFlow, which: str, lang: str, error: str | None = None) ->
     info = {"bytes": keep.seen, "kept": len(copy), "cut": keep.seen > len(copy), "complete": error is None}
     if error is not None:
         info["error"] = error
+    if keep.seen and not copy:  # auth_keep_body=0: nothing to show (mitmweb: no content), nothing to mark
+        flow.metadata.setdefault(META, {})[which] = info
+        return
     if info["cut"]:
         copy = _marked(copy, message, which, keep.seen, lang, info)
         kept, total = size(info["kept"]), size(keep.seen)
