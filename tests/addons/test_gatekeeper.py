@@ -84,7 +84,7 @@ async def test_a_gate_error_fails_closed(gate, monkeypatch, caplog):
     assert f.response.status_code == 500 and json.loads(f.response.content)["error"]["code"] == "gate_error"
     assert "auth gate error on GET /v1/models; denying" in caplog.text
     monkeypatch.undo()
-    monkeypatch.setattr(gate.forward, "_arm", lambda flow, timeout: 1 / 0)
+    monkeypatch.setattr("authgate.addons.forward.strip_query_key", lambda target: 1 / 0)
     f = await send(gate, "/v1/models", "HEAD", headers=[("Authorization", f"Bearer {KEY}")])
     assert (f.response.status_code, f.response.content) == (500, b"")
     assert f.id not in gate.forward._stash

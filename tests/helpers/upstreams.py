@@ -62,7 +62,8 @@ class Upstream:
 
 class Recorder:
     """An upstream that records every request exactly as received (request line, all header pairs,
-    body) and every accepted connection, and answers 200 JSON."""
+    body, whether it came whole: a request cut short is recorded too) and every accepted
+    connection, and answers 200 JSON."""
 
     def __init__(self) -> None:
         recorder = self
@@ -75,14 +76,24 @@ class Recorder:
             def _answer(self) -> None:
                 length = int(self.headers.get("content-length") or 0)
                 body = self.rfile.read(length) if length else b""
+                complete = len(body) == length
                 if "chunked" in self.headers.get("transfer-encoding", "").lower():
-                    while size := int(self.rfile.readline(1024).split(b";")[0].strip() or b"0", 16):
+                    while size_line := self.rfile.readline(1024):
+                        if not (size := int(size_line.split(b";")[0].strip() or b"0", 16)):
+                            break
                         body += self.rfile.read(size)
                         self.rfile.readline(1024)
-                    while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
-                        pass  # trailers, then the end
+                    # the last chunk, trailers (if any), then the blank line; EOF before it: unfinished
+                    complete = bool(size_line)
+                    while (line := self.rfile.readline(65537)) not in (b"\r\n", b"\n", b""):
+                        pass
+                    complete = complete and line != b""
                 recorder.requests.append({"line": self.requestline, "method": self.command, "path": self.path,
-                                          "headers": list(self.headers.items()), "body": body})
+                                          "headers": list(self.headers.items()), "body": body,
+                                          "complete": complete})
+                if not complete:  # the connection is gone: nothing to answer on
+                    self.close_connection = True
+                    return
                 data = json.dumps({"upstream": "recorder", "path": self.path}).encode()
                 self.send_response(200)
                 self.send_header("content-type", "application/json")

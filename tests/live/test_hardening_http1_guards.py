@@ -1,8 +1,8 @@
 """Issue #11, 8 and 9: the HTTP/1 guards, against a live `mitmdump -s addon/auth.py` and an upstream
 that records every request and connection (upstreams.Recorder): each connection has
 auth_head_timeout to deliver a request head (300 connections trickling headers), a head without end
-is cut with 431, and chunked trailers get a clear 400 (an upstream's a JSON 502), never mitmproxy's
-crash.
+is cut with 431, and chunked trailers get a clear 400 (an upstream's cut the answer under way),
+never mitmproxy's crash.
 
 Everything listens on 127.0.0.1 (ephemeral ports); every socket call, wait and loop is bounded;
 every process and thread started here is stopped when its test ends. The figures are printed under
@@ -11,7 +11,6 @@ every process and thread started here is stopped when its test ends. The figures
 
 from __future__ import annotations
 
-import json
 import socket
 import threading
 import time
@@ -127,12 +126,15 @@ def test_9_chunked_trailers_get_a_clear_400_never_a_crash(gate, recorder):
             assert status_of(out) in expected, (headers, split, out[:200])
             if status_of(out) == 400:
                 assert body_of(out)["error"]["code"] == "trailers_not_supported"
-    assert recorder.requests == [] and recorder.connections == 0
+    # an allowed body streams: the upstream had its start, and a request cut before its end
+    assert len(recorder.requests) <= 2 and not any(r["complete"] for r in recorder.requests), recorder.requests
     assert raw_exchange(m.port, request(b"GET", b"/healthz", [AUTH]))[0] == 200
     assert "has crashed" not in m.output and "Traceback" not in m.output
 
 
-def test_9_an_upstreams_trailers_give_the_client_a_json_502(gate):
+def test_9_an_upstreams_trailers_cut_the_answer_never_a_crash(gate):
+    """The answer streams (issue #22): the client has its head and the chunk before the trailers,
+    then the connection closes without the last chunk, so the client sees the answer was cut."""
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(4)
@@ -151,8 +153,9 @@ def test_9_an_upstreams_trailers_give_the_client_a_json_502(gate):
     try:
         m = gate(config_text("strict", KEY, f"http://127.0.0.1:{port}"))
         status, headers, payload = raw_exchange(m.port, request(b"GET", b"/v1/models", [AUTH]), timeout=5.0)
-        assert status == 502 and json.loads(payload)["error"]["code"] == "upstream_error", payload[:200]
-        assert "has crashed" not in m.output
+        assert status == 200 and payload == b"5\r\nhello\r\n", payload[:200]  # never the last chunk
+        assert raw_exchange(m.port, request(b"GET", b"/healthz", [AUTH]))[0] == 200
+        assert "has crashed" not in m.output and "Traceback" not in m.output
     finally:
         server.join(5.0)
         listener.close()

@@ -8,7 +8,10 @@ person's language (auth_lang), where mitmweb and the console show a message.
   preflight, 405, the JSON 502/504): the same trace, then the body the client
   received with its long message and fix lines wrapped, not clipped.
 * Anything else (an upstream's answer) keeps mitmproxy's own views; this one
-  stays in the "View" menu.
+  stays in the "View" menu. It says too whether each body streamed, and how
+  much of it the flow kept (auth_keep_body: streams.py).
+* "Event stream": a server-sent events answer (text/event-stream), event by
+  event, which no mitmproxy view reads (11.x and 12.x alike).
 
 Opening a flow in mitmweb also makes it the one `@focus` names, so
 `auth.explain @focus` explains the flow open in the flow view.
@@ -17,16 +20,20 @@ Opening a flow in mitmweb also makes it the one `@focus` names, so
 from __future__ import annotations
 
 import json
+import re
 import textwrap
 
 from mitmproxy import http
 
 from authgate import mitmproxy_compat
+from authgate.addons import streams
 from authgate.addons.state import GateAddon
 from authgate.words import explain
 
 NAME = "Auth gate"
 PRIORITY = 2.0  # above mitmproxy's JSON view (1): the gate's flows open in this view
+EVENTS = "Event stream"
+EVENTS_PRIORITY = 1.5  # above mitmproxy's text views: an SSE answer opens event by event
 WIDTH = 96  # characters per line: mitmweb shows a view's lines unwrapped
 MAX_BODY_LINES = 400
 
@@ -36,9 +43,11 @@ class FlowView(GateAddon):
 
     def load(self, loader) -> None:
         self._view = mitmproxy_compat.add_contentview(NAME, self.render, self.priority)
+        self._events = mitmproxy_compat.add_contentview(EVENTS, render_events, events_priority)
 
     def done(self) -> None:
         mitmproxy_compat.remove_contentview(self._view)
+        mitmproxy_compat.remove_contentview(self._events)
 
     def priority(self, data: bytes, flow, message) -> float:
         if not isinstance(flow, http.HTTPFlow) or "auth" not in flow.metadata:
@@ -74,6 +83,7 @@ class FlowView(GateAddon):
         else:
             where = words("view_waiting", upstream=upstream)
         lines += [("text", line) for line in wrap(where)]
+        lines += [("text", line) for raw in streamed(flow, lang) for line in wrap(raw)]
         d = self.state.recall(flow.id)
         if d is None:  # a flow loaded from a file, or older than the gate's memory
             lines += [("text", line) for line in wrap(words("view_again"))]
@@ -83,6 +93,31 @@ class FlowView(GateAddon):
         lines += [("text", line) for raw in trace.splitlines() for line in wrap(raw)]
         lines.append(("text", " "))
         return lines
+
+
+def streamed(flow: http.HTTPFlow, lang: str) -> list[str]:
+    """Whether each body streamed, and what of it the flow kept (streams.put's record)."""
+    record = flow.metadata.get(streams.META) or {}
+    out = []
+    for which in ("request", "response"):
+        if (info := record.get(which)) is None:
+            continue
+        words = [explain.phrase(lang, f"view_streamed_{which}")]
+        total, kept = streams.size(info["bytes"]), streams.size(info["kept"])
+        if info["cut"] and not info["kept"]:
+            words.append(explain.phrase(lang, "view_kept_none"))
+        elif not info["cut"]:
+            words.append(explain.phrase(lang, "view_kept_whole", total=total))
+        elif info.get("marked"):
+            words.append(explain.phrase(lang, "view_kept_cut", total=total, kept=kept))
+        elif "encoding" in info:
+            words.append(explain.phrase(lang, "view_kept_encoded", total=total, kept=kept, encoding=info["encoding"]))
+        else:
+            words.append(explain.phrase(lang, "view_kept_binary", total=total, kept=kept))
+        if not info.get("complete", True):
+            words.append(explain.phrase(lang, "view_stream_ended", error=info.get("error", "?")))
+        out.append(" ".join(words))
+    return out
 
 
 def gate_answered(flow: http.HTTPFlow) -> bool:
@@ -122,4 +157,50 @@ def body_lines(data: bytes, message, lang: str) -> list[str]:
     out = [line for raw in text.splitlines() for line in wrap(raw)]
     if len(out) > MAX_BODY_LINES:
         out = out[:MAX_BODY_LINES] + [explain.phrase(lang, "view_more", count=len(out) - MAX_BODY_LINES)]
+    return out
+
+
+# ------------------------------------------------------------ the event-stream view
+
+_SSE_LINE = re.compile(r"\r\n|\r|\n")  # the line ends of the SSE format (not str.splitlines's)
+
+
+def events_priority(data: bytes, flow, message) -> float:
+    if not data or message is None or not isinstance(message, http.Response):
+        return -1
+    return EVENTS_PRIORITY if message.headers.get("content-type", "").lower().startswith("text/event-stream") else -1
+
+
+def render_events(data: bytes, flow, message) -> tuple[str, list[tuple[str, str]]]:
+    """Server-sent events, one by one: a heading (its number, event name, id, retry),
+    then its data lines; comments (the gate's cut mark is one) as they are."""
+    lines: list[tuple[str, str]] = []
+    fields: list[tuple[str, str]] = []
+    count = 0
+    for raw in _SSE_LINE.split(data.decode("utf-8", "replace")):
+        if raw.startswith(":"):
+            lines += [("text", line) for line in wrap(raw)]
+        elif raw:
+            name, _, value = raw.partition(":")
+            fields.append((name, value.removeprefix(" ")))
+        elif fields:  # a blank line ends the event
+            count += 1
+            lines += _event(count, fields, whole=True)
+            fields = []
+    if fields:  # the last one had no blank line after it (yet)
+        count += 1
+        lines += _event(count, fields, whole=False)
+    return f"{EVENTS} ({count} events)", lines or [("text", "(no events)")]
+
+
+def _event(number: int, fields: list[tuple[str, str]], whole: bool) -> list[tuple[str, str]]:
+    head = [f"#{number}"]
+    head += [f"{name}: {value}" for name, value in fields if name in ("event", "id", "retry")]
+    if not whole:
+        head.append("(unfinished)")
+    out = [("header", " · ".join(head))]
+    for name, value in fields:
+        if name not in ("event", "id", "retry"):
+            shown = value if name == "data" else f"{name}: {value}"
+            out += [("text", line) for line in wrap("  " + shown)]
     return out

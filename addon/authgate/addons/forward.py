@@ -1,7 +1,18 @@
 """Forwarding what the gate passes: to upstream.url (its path prefix, its own
 credentials), without the client's credentials (the key headers,
 Proxy-Authorization, X-Forwarded-Authorization, a `key=` query parameter: see
-credentials.py), and no longer than upstream.timeout for the response headers.
+credentials.py), and no longer than upstream.timeout for the response headers
+once the request body is in.
+
+Both bodies stream, each chunk as it arrives (streams.py): the request body to
+the upstream, the answer to the client, as the original (axum on hyper) passes
+them; mitmproxy holds neither whole. So the request is rewritten at its
+headers, before its first byte goes out. Each flow keeps a copy of the first
+auth_keep_body bytes of each body for mitmweb. Held whole, as mitmproxy holds
+any body: shadow mode's v4 403 and 503 (their verdict, which reads the body,
+goes into a header), and a flow that mitmweb's intercept filter matches when
+the request or the response headers arrive (a streamed body could no longer be
+held there, nor edited).
 
 The client's proxy key never reaches the upstream. What the client sent is put
 back on the flow when the response (or an error) arrives, so mitmweb shows it
@@ -12,12 +23,13 @@ from __future__ import annotations
 
 import asyncio
 
-from mitmproxy import http
+from mitmproxy import ctx, flowfilter, http
 
 from authgate import mitmproxy_compat
-from authgate.addons import responses
+from authgate.addons import responses, streams
 from authgate.addons.state import GateAddon, GateState
 from authgate.rules.credentials import STRIPPED_NAMES, strip_query_key
+from authgate.words import verdict
 
 
 class Forward(GateAddon):
@@ -28,9 +40,21 @@ class Forward(GateAddon):
         self._stash: dict[str, tuple[tuple, bytes, bool]] = {}  # flow id -> client's (headers, path), host moved
         # flow id -> the timer that gives up on the upstream's response headers
         self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._held = None  # mitmproxy's intercept filter while intercepting: what it matches is not streamed
 
-    def request(self, flow: http.HTTPFlow) -> None:
-        # What the gatekeeper decided and did not answer itself goes upstream.
+    def load(self, loader) -> None:
+        mitmproxy_compat.quiet_stream_lines()  # mitmproxy's two lines per streamed flow: every flow's
+
+    def configure(self, updated: set[str]) -> None:
+        if {"intercept", "intercept_active"} & updated and hasattr(ctx.options, "intercept"):
+            spec = ctx.options.intercept if ctx.options.intercept_active else None
+            try:
+                self._held = flowfilter.parse(spec) if spec else None
+            except ValueError:  # mitmproxy's Intercept addon refuses it itself
+                self._held = None
+
+    def requestheaders(self, flow: http.HTTPFlow) -> None:
+        # What the gatekeeper decided and did not answer itself goes upstream, its body as it comes.
         meta = flow.metadata.get("auth")
         if flow.response or flow.error or meta is None:
             return
@@ -38,12 +62,27 @@ class Forward(GateAddon):
             self._forward(flow, meta, strip=not meta.get("shadow"))
         except Exception:
             self._stash.pop(flow.id, None)
-            responses.fail_closed(flow)
+            responses.fail_closed(flow, early=True)
+            return
+        if self._held is None or not self._held(flow):
+            streams.stream(flow.request, self.state.keep_body)
+
+    def request(self, flow: http.HTTPFlow) -> None:
+        # The body is in (and, streamed, out): upstream.timeout for the response headers from now.
+        streams.put(flow, "request", self.state.lang)  # (after the response, if the upstream answered first)
+        if flow.id in self._stash and not (flow.response or flow.error or flow.is_replay == "request"):
+            self._arm(flow, flow.metadata["auth"]["upstream"][1])  # (a replay's connection is mitmproxy's own)
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
         self._disarm(flow)
+        if flow.id in self._stash:  # the upstream's answer to a request the gate forwarded
+            meta = flow.metadata["auth"]
+            if (not (meta.get("shadow") and verdict.needs_body(meta, flow.response.status_code))
+                    and (self._held is None or not self._held(flow))):
+                streams.stream(flow.response, self.state.keep_body)
 
     def response(self, flow: http.HTTPFlow) -> None:
+        streams.put(flow, "response", self.state.lang)
         self._restore(flow)
 
     def error(self, flow: http.HTTPFlow) -> None:
@@ -52,9 +91,13 @@ class Forward(GateAddon):
         if meta and meta.get("timed_out"):  # mitmproxy saw only the connection closing
             flow.error.msg = (f"no answer from the upstream within {meta['upstream'][1]:g} s "
                               f"(upstream.timeout); the auth gate closed the connection")
+        if flow.response is not None:  # what came of a stream cut short
+            streams.put(flow, "response", self.state.lang, error=flow.error.msg)
+        streams.put(flow, "request", self.state.lang, error=flow.error.msg)
         self._restore(flow)
 
     def done(self) -> None:
+        mitmproxy_compat.quiet_stream_lines(False)
         for timer in self._timers.values():
             timer.cancel()
 
@@ -79,8 +122,6 @@ class Forward(GateAddon):
         for name, value in up.headers:  # the upstream's own credentials
             req.headers[name] = value
         meta["upstream"] = (up.url, up.timeout)
-        if flow.is_replay != "request":  # a replay's connection is mitmproxy's own: nothing to cut
-            self._arm(flow, up.timeout)
 
     def _restore(self, flow: http.HTTPFlow) -> None:
         """Back to what the client sent (upstream credentials out of the view and

@@ -1,9 +1,9 @@
 """What goes back to the client: every response names the decision in an
 `x-auth-gate` header (passes, local answers and denials alike) and carries the
-CORS header; server-sent events stream unbuffered; and when the upstream fails
-before answering, the client gets the gate's JSON 502/504 in its SDK's error
-shape instead of mitmproxy's HTML page (mitmproxy_compat's wrapper, which Limits installs,
-sends it).
+CORS header (the upstream's answers then stream on as they arrive: Forward);
+and when the upstream fails before answering, the client gets the gate's JSON
+502/504 in its SDK's error shape instead of mitmproxy's HTML page
+(mitmproxy_compat's wrapper, which Limits installs, sends it).
 """
 
 from __future__ import annotations
@@ -30,15 +30,12 @@ class Replies(GateAddon):
         # One pass over the raw fields: every Headers lookup or assignment is a
         # scan of its own, on every response.
         cors = ours = False
-        content_type = b""
-        for name, value in headers.fields:
+        for name, _ in headers.fields:
             name = name.lower()
             if name == b"access-control-allow-origin":
                 cors = True
             elif name == b"x-auth-gate":
                 ours = True
-            elif name == b"content-type" and not content_type:
-                content_type = value
         added = () if cors else ((b"access-control-allow-origin", b"*"),)
         if self.state.explain and (meta := flow.metadata.get("auth")):
             # The decision, for curl -i and scripts: which header won, and why
@@ -50,9 +47,6 @@ class Replies(GateAddon):
                 added += ((b"x-auth-gate", value.encode()),)
         if added:
             headers.fields += added
-        # Server-sent events go through as they come, not buffered.
-        if content_type.startswith(b"text/event-stream"):
-            flow.response.stream = True
 
     def response(self, flow: http.HTTPFlow) -> None:
         # Shadow mode judges a v4 403 or 503 once its body is in: the header follows.
@@ -62,9 +56,11 @@ class Replies(GateAddon):
 
     def error(self, flow: http.HTTPFlow) -> None:
         """The upstream failed before the client got anything (the gate's own
-        answers never reach it, and a stream under way is left as it is)."""
+        answers never reach it, a stream under way is left as it is, and so is
+        what a guard answered or cut: Limits)."""
         meta = flow.metadata.get("auth")
-        if not meta or "upstream" not in meta or (flow.response and flow.response.stream):
+        if (not meta or "upstream" not in meta or (flow.response and flow.response.stream)
+                or flow.error.msg.startswith((mitmproxy_compat.REFUSED, mitmproxy_compat.CUT))):
             return
         reply, status, code = responses.upstream_failure(
             meta, flow.request.path, flow.error.msg, connected=flow.server_conn.timestamp_tcp_setup is not None)

@@ -38,6 +38,7 @@ class GateState:
         self.lang = "en"  # comments, logs and commands (auth_lang)
         self.inert = False  # a start-up error: every addon stays inert while mitmproxy exits
         self.max_body: int | None = None  # bytes a forwarded request body may hold (auth_max_body_size, Limits)
+        self.keep_body = 1 << 20  # bytes of each streamed body a flow keeps for mitmweb (auth_keep_body, Limits)
         self.passed = 0
         self.denied = 0
         self.store = None  # the user-token store in force (profile v4; None: no user tokens)

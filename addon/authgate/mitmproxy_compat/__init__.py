@@ -14,7 +14,8 @@ the tests that exercise it fail at once.
   (``answer_instead``, ``forget``; ``ResponseProtocolError.code`` is an int up
   to 11.1, an ``ErrorCode`` enum from 12.0: ``error_page_status``), and the
   guards on trailers, chunked bodies, request heads and what a client sends
-  ahead (``configure_guards``, ``HEAD_LIMIT``, ``PIPELINED_LIMIT``, ``REFUSED``).
+  ahead (``configure_guards``, ``HEAD_LIMIT``, ``PIPELINED_LIMIT``, ``REFUSED``,
+  ``CUT``).
 * ``connections``: the live connections through the proxyserver addon's
   handlers: ``cut`` (an upstream connection), ``answer_now`` (at the request
   headers, before any body), ``close_client`` and ``close_leaked`` (a socket
@@ -24,14 +25,19 @@ the tests that exercise it fail at once.
   ``static/index-<hash>.css`` from 12.0).
 * ``options``: options shown as in force (``explicit``, ``show_option``,
   ``follow_default``, ``announce``) through ``_Option`` (11.0 to 12.3 alike).
+* ``bodies``: a compressed body cut short (``decode_prefix``, ``encode``):
+  zstd is ``zstandard`` up to 11.x, ``compression.zstd`` from 12.0; mitmproxy's
+  two log lines for each streamed flow dropped (``quiet_stream_lines``).
 * ``contentview``: ``add_contentview``, ``remove_contentview`` (11.x
   ``contentviews.View``, 12.x the ``Contentview`` protocol) and mitmweb's
   @focus (``focus``).
 """
 
+from authgate.mitmproxy_compat.bodies import decode_prefix, encode, quiet_stream_lines
 from authgate.mitmproxy_compat.connections import answer_now, close_client, close_leaked, cut
 from authgate.mitmproxy_compat.contentview import add_contentview, focus, remove_contentview
 from authgate.mitmproxy_compat.http1_guards import (
+                                                    CUT,
                                                     HEAD_LIMIT,
                                                     PIPELINED_LIMIT,
                                                     REFUSED,
@@ -47,8 +53,9 @@ from authgate.mitmproxy_compat.options import announce, explicit, follow_default
 from authgate.mitmproxy_compat.web import stylesheet, web_app, web_has_password
 
 __all__ = [
-    "HEAD_LIMIT", "PIPELINED_LIMIT", "REFUSED", "add_contentview", "announce", "answer_instead", "answer_now",
-    "close_client", "close_leaked", "configure_guards", "cut", "error_page_status", "explicit", "focus",
-    "follow_default", "forget", "hold_start", "install", "remove_contentview", "show_option", "start_listeners",
-    "stylesheet", "uninstall", "unwatch_listen_errors", "watch_listen_errors", "web_app", "web_has_password",
+    "CUT", "HEAD_LIMIT", "PIPELINED_LIMIT", "REFUSED", "add_contentview", "announce", "answer_instead", "answer_now",
+    "close_client", "close_leaked", "configure_guards", "cut", "decode_prefix", "encode", "error_page_status",
+    "explicit", "focus", "follow_default", "forget", "hold_start", "install", "quiet_stream_lines",
+    "remove_contentview", "show_option", "start_listeners", "stylesheet", "uninstall", "unwatch_listen_errors",
+    "watch_listen_errors", "web_app", "web_has_password",
 ]

@@ -12,7 +12,8 @@ happens on an upstream failure and the HTTP/1 guards. No hook reaches either.
   enum from 12.0 (``error_page_status``).
 * HTTP/1 guards (``configure_guards``): ``Http1Connection.read_body``
   (chunked trailers: a 400 to a client, a 502 for an upstream's, instead of
-  "mitmproxy has crashed!"; a chunked request body over the limit: 413),
+  "mitmproxy has crashed!"; a chunked request body over the limit: 413 while
+  nothing is answered, else both connections cut: ``CUT``),
   ``Http1Server.read_headers`` (a head past hyper's buffer: 431) and
   ``Http1Connection.wait`` (over 1 MiB sent ahead of a request in flight: closed).
 
@@ -43,12 +44,18 @@ log = logging.getLogger("authgate")
 HEAD_LIMIT = 8192 + 4096 * 100  # bytes of a request head: hyper's default buffer (the original's parser), then 431
 PIPELINED_LIMIT = 1024 * 1024  # bytes a client may send ahead while its request is in flight
 REFUSED = "refused by the auth gate: "  # + the kind: the error a guard's refusal leaves on the flow
+# + why: the error a guard leaves when it must refuse a request whose answer has begun (no
+# 413 or 400 can follow it): the connections are cut instead.
+CUT = "cut by the auth gate: "
+_CUT_WHY = {"body_too_large": "the request body went over auth_max_body_size",
+            "trailers": "the request carried HTTP trailers"}
 
 _answers: dict[str, http.Response] = {}  # client connection id -> the answer to send instead
 _originals: dict[tuple[str, str], Callable] = {}  # (class in _http1, method) -> mitmproxy's own
-# What the HTTP/1 guards use (configure_guards): the request body limit (None: none) and
-# refuse(kind) -> the response for "trailers", "body_too_large" or "head_too_large".
-_guards: dict = {"body_limit": None, "refuse": None}
+# What the HTTP/1 guards use (configure_guards): the request body limit (None: none),
+# refuse(kind) -> the response for "trailers", "body_too_large" or "head_too_large", and
+# cut_late(request, kind), told when a streamed request is refused after its answer had begun.
+_guards: dict = {"body_limit": None, "refuse": None, "cut_late": None}
 
 
 # ------------------------------------------------------------ upstream failures
@@ -125,8 +132,9 @@ def forget(client_id: str) -> None:
 
 # ------------------------------------------------------------ HTTP/1 guards
 
-def configure_guards(body_limit: int | None, refuse: Callable[[str], http.Response]) -> None:
-    _guards.update(body_limit=body_limit, refuse=refuse)
+def configure_guards(body_limit: int | None, refuse: Callable[[str], http.Response],
+                     cut_late: Callable[[http.Request, str], None] | None = None) -> None:
+    _guards.update(body_limit=body_limit, refuse=refuse, cut_late=cut_late)
 
 
 def _refuse(self, kind: str, flow_error: bool):
@@ -155,18 +163,39 @@ def _read_body(self, event):
             if isinstance(command, ReceiveHttp) and isinstance(command.event, RequestData):
                 total += len(command.event.data)
                 if total > limit:
-                    yield from _refuse(self, "body_too_large", flow_error=True)
+                    yield from _refuse_or_cut(self, "body_too_large")
                     return
             yield command
         self._authgate_body = (self.request, total)
     except NotImplementedError:  # trailers: mitmproxy can neither read nor pass them on
         if server:
-            yield from _refuse(self, "trailers", flow_error=True)
+            yield from _refuse_or_cut(self, "trailers")
         else:  # from the upstream: its client gets a 502 (the gate's, see Replies)
             yield commands.CloseConnection(self.conn)
             yield ReceiveHttp(self.ReceiveProtocolError(self.stream_id, "HTTP trailers in the upstream's response",
                                                         code=self.ReceiveProtocolError.code))
             self.state = self.done
+
+
+# ------------------------------------------------------------ the body limit (issue #22)
+
+def _refuse_or_cut(self, kind: str):
+    """A request body past the limit, or trailers, in a body that streams to the
+    upstream as it comes: the upstream may have begun to answer already (mitmproxy
+    sent the response head to this client: self.response, a 100 Continue aside).
+    While nothing is answered: the refusal (413, 400), and the flow's error closes
+    the upstream connection, its request unfinished. Once an answer has begun, none
+    can follow it: both connections are closed, the flow (if still under way) ends
+    in a CUT error, and cut_late logs why."""
+    if self.response is None or self.response.status_code == 100:
+        yield from _refuse(self, kind, flow_error=True)
+        return
+    if _guards["cut_late"] is not None:
+        _guards["cut_late"](self.request, kind)
+    yield commands.CloseConnection(self.conn)
+    yield ReceiveHttp(RequestProtocolError(self.stream_id, f"{CUT}{_CUT_WHY[kind]} after the upstream had begun "
+                                           f"to answer", code=RequestProtocolError.code))
+    self.state = self.done
 
 
 def _read_headers(self, event):
