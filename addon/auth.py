@@ -26,7 +26,6 @@ from authgate.addons.gatekeeper import Gatekeeper
 from authgate.addons.limits import Limits
 from authgate.addons.mitmweb import Mitmweb
 from authgate.addons.monitor import Monitor
-from authgate.addons.protocol import Protocol
 from authgate.addons.replies import Replies
 from authgate.addons.shadow import Shadow
 from authgate.addons.state import GateState
@@ -43,8 +42,7 @@ def make_addons(config: str | None = None) -> list:
     Mitmweb first: at start its web_host guard refuses before any config is
     read. Limits and Connections before ConfigFile: an addon that adds options
     makes mitmproxy configure the addons before it, and config.yaml must be
-    read once every option is known. Protocol (what a connection speaks, at its
-    first bytes) beside them: it reads no option. OptionsEditor before ConfigFile (a change
+    read once every option is known. OptionsEditor before ConfigFile (a change
     made while running is saved to the file, or left as an override, before
     the snapshot follows it). Gatekeeper before Forward (decide, then forward
     what passed); Forward before Shadow (a timed-out error says so before it
@@ -52,7 +50,7 @@ def make_addons(config: str | None = None) -> list:
     carry the verdict); Monitor after Replies (a token's IP is recorded once
     the answer is final, as the original's monitor does)."""
     state = GateState()
-    return [Mitmweb(state), Limits(state), Connections(state), Protocol(state), OptionsEditor(state),
+    return [Mitmweb(state), Limits(state), Connections(state), OptionsEditor(state),
             ConfigFile(state, config or DEFAULT_CONFIG, str(TEMPLATE)), Bind(state), Gatekeeper(state), Forward(state),
             Shadow(state), Replies(state), Monitor(state), Commands(state), FlowView(state)]
 

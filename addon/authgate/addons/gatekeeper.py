@@ -63,8 +63,8 @@ class Gatekeeper(GateAddon):
         state = self.state
         s = state.settings
         req = flow.request
-        if b"#" in req.data.path:
-            req.data.path = wire.cut_fragment(req.data.path)
+        if (target := req.data.path).find(b"#") >= 0:
+            req.data.path = wire.cut_fragment(target)
         if req.data.authority and req.data.http_version.startswith(b"HTTP/1"):
             req.authority = ""  # absolute-form: never to the authority it names
         d = state.decide(req)

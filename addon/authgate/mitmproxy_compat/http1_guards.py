@@ -238,12 +238,14 @@ def _read_headers(self, event):
     answer instead of mitmproxy's HTML page, and one log line without its bytes."""
     _head_refused.clear()
     refused = None
-    parsed = False  # past the head: what follows is read_body's (its guards answer for themselves)
-    for command in _originals["Http1Server", "read_headers"](self, event):
-        parsed = parsed or isinstance(command, ReceiveHttp)
-        # before the head is parsed, read_headers sends data only for a head it refuses (mitmproxy's
-        # HTML 400), then logs the head
-        if isinstance(command, commands.SendData) and not parsed and _guards["refuse"] is not None:
+    commands_ = _originals["Http1Server", "read_headers"](self, event)
+    for command in commands_:
+        if isinstance(command, ReceiveHttp):  # the head is parsed: the rest is read_body's, as it comes
+            yield command
+            yield from commands_
+            break
+        # before that, read_headers sends data only for a head it refuses (its HTML 400), then logs the head
+        if isinstance(command, commands.SendData) and _guards["refuse"] is not None:
             refused = _head_refused[0] if _head_refused else "bad_request"
             if (answer := _guards["refuse"](refused)) is not None:
                 yield commands.SendData(self.conn, http1.assemble_response(answer))
@@ -269,24 +271,29 @@ def _client_read_headers(self, event):
     still comes, and the upstream timer runs until it does. A 101 that mitmproxy
     would not take as a WebSocket upgrade is an upstream error (the gate's 502)."""
     while True:
-        again = False
-        for command in _originals["Http1Client", "read_headers"](self, event):
-            if isinstance(command, ReceiveHttp) and isinstance(command.event, ResponseHeaders):
-                status = command.event.response.status_code
-                if 100 <= status < 200 and status != 101:
-                    self.response = None  # (left at its headers: no body reader, nothing marked done)
-                    again = bool(self.buf)
-                    break
-                if status == 101 and not _websocket_upgrade(self, command.event.response):
-                    yield commands.CloseConnection(self.conn)
-                    yield ReceiveHttp(ResponseProtocolError(self.stream_id, UPGRADE_REFUSED,
-                                                            code=ResponseProtocolError.code))
-                    self.state = self.done
-                    return
-            yield command
-        if not again:
+        commands_ = _originals["Http1Client", "read_headers"](self, event)
+        for command in commands_:
+            if not (isinstance(command, ReceiveHttp) and isinstance(command.event, ResponseHeaders)):
+                yield command
+                continue
+            status = command.event.response.status_code
+            if 100 <= status < 200 and status != 101:
+                self.response = None  # (left at its headers: no body reader, nothing marked done)
+                break
+            if status == 101 and not _websocket_upgrade(self, command.event.response):
+                yield commands.CloseConnection(self.conn)
+                yield ReceiveHttp(ResponseProtocolError(self.stream_id, UPGRADE_REFUSED,
+                                                        code=ResponseProtocolError.code))
+                self.state = self.done
+                return
+            yield command  # the final response: its body is read_body's, as it comes
+            yield from commands_
             return
-        event = events.DataReceived(self.conn, b"")  # the final response's head is in the buffer already
+        else:
+            return  # (no head yet, or the connection closed)
+        if not self.buf:
+            return
+        event = events.DataReceived(self.conn, b"")  # the next head is in the buffer already
 
 
 def _websocket_upgrade(self, response: http.Response) -> bool:

@@ -52,14 +52,15 @@ def _is_key(name: bytes) -> bool:
 
 
 def _may_hold_key(query: bytes) -> bool:
-    """Whether a query may hold a `key` parameter at all (the common query does not)."""
-    return b"%" in query or not query.isascii() or b"key" in query.lower()
+    """Whether a query may hold a `key` parameter at all (the common query does not).
+    (bytes.find, not `in`: `in` first tries the needle as an int, an exception each time.)"""
+    return query.find(b"%") >= 0 or not query.isascii() or query.lower().find(b"key") >= 0
 
 
 def strip_query_key(target: bytes) -> bytes:
     """The request target without its `key` parameters (the same object when it has none)."""
     path, sep, query = target.partition(b"?")
-    if not sep or b"=" not in query or not _may_hold_key(query):
+    if not sep or query.find(b"=") < 0 or not _may_hold_key(query):
         return target
     parts = _SEPARATOR.split(query)  # param, separator, param, ...
     kept: list[bytes] = []
