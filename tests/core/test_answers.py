@@ -13,7 +13,8 @@ from policy import KEY, Policy
 
 NOW = 1767225600  # 08:00 Beijing
 USER = "sk-user0123456789abcdef0123456789ab"
-NOTE_CODES = ("off_tagged", "enabled_ignored", "internal_dot_segments", "api_fallback", "token_unknown",
+NOTE_CODES = ("off_tagged", "enabled_ignored", "internal_dot_segments", "admin_normalised", "api_fallback",
+              "token_unknown",
               "no_token_store")
 
 

@@ -158,6 +158,13 @@ def test_health_paths_are_the_originals():
     ("/internal/%252e%252e/v1/models", False),  # encoded twice
     ("/internal/..\\v1/models", False),
     ("/internal/..%5cv1/models", False),
+    # issue #20: dot segments in any encoding, and empty segments
+    ("/internal/..;/v1/models", False),
+    ("/internal/..%00/v1/models", False),
+    ("/internal/..%20/v1/models", False),
+    ("/internal/%c0%ae%c0%ae/v1/models", False),
+    ("/internal/\uff0e\uff0e/v1/models", False),
+    ("/internal//v1/models", False),
 ])
 def test_internal_prefix_and_dot_segments(path, exempt):
     d = run("POST", path, mode="strict")

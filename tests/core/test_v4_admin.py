@@ -85,13 +85,40 @@ def test_admin_rule_table(request_, policy, expected):
         assert d.credential == ("admin_password" if policy.get("password") else "api_key")
 
 
-@pytest.mark.parametrize("path", ["/api/healthz", "/api/health/", "/api/nope", "/api/accounts/"])
+@pytest.mark.parametrize("path", ["/api/healthz", "/api/nope", "/api/nope/deeper"])
 def test_unknown_api_paths_take_the_proxy_rules__q7(path):
     # server.rs:796 merge: the proxy router's fallback (ip_filter, auth, monitor), with the full path
     d = run("GET", path, ("x-api-key", "sk-wrong"), mode="all_except_health", store=store())
     assert (d.surface, d.status, d.reason, d.token) == ("proxy", 403, "mismatch", "unknown")
     assert "api_fallback" in d.notes
     assert run("GET", path, mode="off").allowed  # and off mode lets them through
+
+
+@pytest.mark.parametrize("path", [
+    "/api/health/", "/api/accounts/",  # a trailing slash: Express's default routing drops it
+    "/api/x/../accounts", "/api/./accounts", "/api//accounts", "/api/config/.",  # dot and empty segments
+    "/api/%61ccounts", "/api/%2e%2e/api/config", "/v1/../api/accounts", "/api;x/accounts", "/api/accounts;x",
+    "/api/..;/api/accounts", "/api/%c0%ae/accounts", "/api/\uff0e\uff0e/api/accounts", "/\uff41pi/accounts",
+    "/api\\accounts",
+])
+def test_a_path_that_may_become_an_admin_route_needs_the_admin_credential(path):
+    """The gate's hardening (v4.py, paths.py): not an admin route as sent, so the original's proxy
+    fallback would judge it (and 404 it, auth.rs:62-96 lets it through in off mode), but an upstream
+    that normalises paths would serve an admin route: the admin credential, in every mode."""
+    for mode in ("off", "strict", "all_except_health"):
+        d = run("GET", path, mode=mode, password=PWD)
+        assert (d.surface, d.status, d.reason, d.notes) == ("admin", 401, "missing", ("admin_normalised",)), mode
+        d = run("GET", path, BEARER, mode=mode, password=PWD)  # the api_key is not the admin credential
+        assert (d.status, d.reason) == (401, "admin_api_key_refused"), mode
+        d = run("GET", path, ("Authorization", f"Bearer {PWD}"), mode=mode, password=PWD)
+        assert d.allowed and d.reason == "admin_password_ok" and d.route == "upstream", mode
+    assert run("GET", path, BEARER, mode="off").reason == "admin_key_ok"  # without a password: the api_key
+
+
+@pytest.mark.parametrize("path", ["/api/accounts", "/v1/models/", "/v1//models", "/v1/./models", "/apiary/x/..",
+                                  "/v1/%61pi/accounts"])
+def test_paths_that_stay_where_they_are(path):
+    assert run("GET", path, mode="off", password=PWD).surface == ("admin" if path == "/api/accounts" else "proxy")
 
 
 def test_empty_credentials_log_lines_are_the_originals():

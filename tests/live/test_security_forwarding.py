@@ -95,9 +95,12 @@ def test_undecodable_request_target_does_not_bypass_auth(gate, recorder):
     assert not leaked, (f"requests without the key reached the upstream (statuses {results}): {leaked}\n"
                         + "\n".join(line for line in m.lines if "Error" in line or "error" in line)[:2000])
     assert all(s in (400, 401) for s in results.values()), results
-    # and the right key still passes
+    # and the right key too: a target that is not UTF-8 is the original's 400 before any auth
+    # (httparse lib.rs:923-926, issue #20); valid UTF-8 passes
     right = [(b"Authorization", b"Bearer " + K)]
     status, _, _ = raw_exchange(m.port, request(b"GET", b"/v1/models?q=caf\xe9", right))
+    assert status == 400 and recorder.requests == []
+    status, _, _ = raw_exchange(m.port, request(b"GET", "/v1/models?q=café".encode(), right))
     assert status == 200 and len(recorder.requests) == 1
 
 

@@ -34,17 +34,17 @@ from live import Gate, closed_port, config_text, write_config
 from live_fixtures import confdir, gate, report  # noqa: F401
 from raw_http import IO_TIMEOUT
 from streaming_probes import (
-                              EVERY,
-                              KINDS,
-                              PIECES,
-                              Memory,
-                              MiB,
-                              PaceUpstream,
-                              bare_mitmdump,
-                              fetch,
-                              median,
-                              mib,
-                              ms,
+    EVERY,
+    KINDS,
+    PIECES,
+    Memory,
+    MiB,
+    PaceUpstream,
+    bare_mitmdump,
+    fetch,
+    median,
+    mib,
+    ms,
 )
 
 KEY = "sk-stream0123456789abcdef0123456"

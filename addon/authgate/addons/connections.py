@@ -1,5 +1,20 @@
-"""The client connections: how long a client may take to send a request head,
-and no socket left open behind a closed connection.
+"""The client connections: what a connection may speak, how long a client may
+take to send a request head, and no socket left open behind a closed connection.
+
+One protocol, as the original's: plain HTTP/1.x. The original serves port 8045
+with hyper's HTTP/1 server on a plain TCP listener (app45 proxy/server.rs:849-874;
+app33 server.rs:231-233): no TLS, no HTTP/2. mitmproxy's reverse mode would take
+both (TLS with its own CA, HTTP/2 by ALPN). So at a connection's first bytes (the
+next_layer hook), before any TLS or HTTP layer runs, what hyper refuses is
+refused as hyper does (rules/wire.py, connection_start): a TLS ClientHello, or
+any first byte that cannot start a method, gets hyper's 400 (explained with
+auth_explain on) and the connection closes; the HTTP/2 prior-knowledge preface
+closes it without a byte; one log line says which. An h2c upgrade (`Upgrade: h2c`
+on HTTP/1.1) is served as plain HTTP/1.1 with the upgrade ignored, as hyper
+serves it (mitmproxy's disable_h2c addon takes the upgrade headers out). What
+each request head may hold is Limits' business (the HTTP/1 guards). This is a
+hook here rather than an addon of its own: mitmproxy visits every addon object
+for every event of every request.
 
 mitmproxy bounds nothing but inactivity (600 s, reset by every byte), so a
 client sending its headers a byte at a time holds a connection for ever, and a
@@ -22,12 +37,20 @@ import time
 from mitmproxy import connection, ctx, exceptions, http
 
 from authgate import mitmproxy_compat
+from authgate.addons import responses
 from authgate.addons.state import GateAddon, GateState
+from authgate.rules import wire
 
 log = logging.getLogger("authgate")
 
 HEAD_TIMEOUT = 30  # seconds, auth_head_timeout's default
 _HTTP1 = (b"HTTP/1.1", b"HTTP/1.0")
+_REFUSED = {  # what a connection began with, by wire.connection_start's kind
+    "tls": "a TLS ClientHello",
+    "not_http1": "bytes that cannot start an HTTP/1 request",
+    "h2_preface": "the HTTP/2 preface (prior knowledge)",
+    "bad_version": "an incomplete HTTP/2 preface",
+}
 
 
 class Connections(GateAddon):
@@ -61,6 +84,18 @@ class Connections(GateAddon):
     def done(self) -> None:
         if self._sweeper:
             self._sweeper.cancel()
+
+    def next_layer(self, nextlayer) -> None:
+        """A connection's first bytes: anything but HTTP/1 is refused, as hyper refuses it."""
+        data = mitmproxy_compat.first_bytes(nextlayer)
+        if not data or (kind := wire.connection_start(data)) is None:
+            return
+        answer = responses.refusal(kind, self.state.max_body or 0, self.state.explain)
+        mitmproxy_compat.refuse_connection(nextlayer, answer)
+        peer = nextlayer.context.client.peername
+        said = f"answered {answer.status_code} and closed" if answer is not None else "closed without an answer"
+        log.info(f"{f'{peer[0]}:{peer[1]}' if peer else 'a client'}: refused {_REFUSED[kind]}: this port speaks "
+                 f"plain HTTP/1.1 only, as the original's (hyper's HTTP/1 server); {said}")
 
     def client_connected(self, client: connection.Client) -> None:
         if self.timeout:

@@ -13,7 +13,10 @@ It fails closed: any error here is a 500, never a forwarded request.
 
 An absolute-form request (GET http://host/path) is decided on its path and goes
 on in origin-form, to upstream.url only, as the original routes by the URI's
-path; mitmproxy itself refuses CONNECT and authority-form in reverse mode.
+path; mitmproxy itself refuses CONNECT and authority-form in reverse mode. A
+`#fragment` in the target is cut before the decision and never forwarded, as
+the original's http crate drops it before anything reads the path
+(wire.cut_fragment).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from mitmproxy.flow import Error
 
 from authgate.addons import responses
 from authgate.addons.state import LEVELS, GateAddon
+from authgate.rules import wire
 from authgate.words import answers, error_bodies, explain, verdict
 
 log = logging.getLogger("authgate")
@@ -59,6 +63,8 @@ class Gatekeeper(GateAddon):
         state = self.state
         s = state.settings
         req = flow.request
+        if (target := req.data.path).find(b"#") >= 0:
+            req.data.path = wire.cut_fragment(target)
         if req.data.authority and req.data.http_version.startswith(b"HTTP/1"):
             req.authority = ""  # absolute-form: never to the authority it names
         d = state.decide(req)

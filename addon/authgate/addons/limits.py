@@ -18,9 +18,16 @@ guards, and the one through which Replies answers an upstream failure).
   read nor forward them; without the guard it crashes on them and leaves the
   client hanging.
 * A request head within hyper's buffer (408 KiB): 431.
+* A request head the original's parser takes (rules/wire.py): at most 100
+  header fields (431), a target of at most 65,534 bytes (414), a request
+  line with a token method, a target without control bytes and in UTF-8,
+  HTTP/1.0 or HTTP/1.1 (400). A head mitmproxy's own parser refuses gets the
+  gate's 400 too, never mitmproxy's HTML page.
 
-The answers are JSON, and the connection closes (responses.refusal). The flow
-shows the answer the client got.
+The answers are JSON (with auth_explain off, what hyper sends for what it
+refuses: an empty answer), and the connection closes (responses.refusal).
+The flow shows the answer the client got (a refused head makes no flow:
+one log line says why).
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ from mitmproxy.utils import human
 from authgate import mitmproxy_compat
 from authgate.addons import responses, streams
 from authgate.addons.state import GateAddon
+from authgate.rules import wire
 
 log = logging.getLogger("authgate")
 
@@ -78,7 +86,8 @@ class Limits(GateAddon):
 
     def _set(self, limit: int) -> None:
         self.state.max_body = limit
-        mitmproxy_compat.configure_guards(limit, lambda kind: responses.refusal(kind, limit), self._cut_late)
+        mitmproxy_compat.configure_guards(limit, lambda kind: responses.refusal(kind, limit, self.state.explain),
+                                          head=wire.head_refusal, cut_late=self._cut_late)
 
     def _cut_late(self, req: http.Request, kind: str) -> None:
         """A streamed request refused (kind: body_too_large, trailers) after the upstream had begun to answer."""
@@ -95,7 +104,7 @@ class Limits(GateAddon):
         """A guard refused the request on the wire: the flow shows the answer the client got."""
         if flow.error.msg.startswith(mitmproxy_compat.REFUSED):  # (what the gate meant to answer never went out)
             kind = flow.error.msg[len(mitmproxy_compat.REFUSED):]
-            flow.response = responses.refusal(kind, self.state.max_body or 0)
+            flow.response = responses.refusal(kind, self.state.max_body or 0, self.state.explain)
             flow.comment += f"{' · ' if flow.comment else ''}{flow.response.status_code} {kind.replace('_', ' ')}"
         elif flow.error.msg.startswith(mitmproxy_compat.CUT):  # the answer under way stays as far as it went
             why = "request body over auth_max_body_size" if "auth_max_body_size" in flow.error.msg else "trailers"

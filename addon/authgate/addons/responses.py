@@ -7,6 +7,7 @@ the flow (or, at the request headers, on the wire at once).
 
 from __future__ import annotations
 
+import email.utils
 import json
 import logging
 
@@ -111,21 +112,75 @@ def body_coming(req: http.Request) -> bool:
     return "transfer-encoding" in req.headers or content_length(req) > 0
 
 
-def refusal(kind: str, body_limit: int) -> http.Response:
-    """What a request may not hold: a body over the limit (413), trailers (400), a
-    head larger than the original's parser takes (431). The connection closes."""
-    status, code, message = {
-        "body_too_large": (413, "request_too_large",
-                           f"The request body is larger than {_size(body_limit)}, the gate's limit "
-                           f"(auth_max_body_size, as the original's ABV_MAX_BODY_SIZE)."),
-        "trailers": (400, "trailers_not_supported",
-                     "The request carries HTTP trailers (header fields after a chunked body), which the gate "
-                     "cannot pass on. Send it without trailers."),
-        "head_too_large": (431, "request_header_fields_too_large",
-                           "The request head is larger than the original's HTTP parser takes (408 KiB)."),
-    }[kind]
-    return json_response(status, {"error": {"message": message, "type": "invalid_request_error", "code": code}},
-                         connection="close")
+# What the original's HTTP parser (hyper) refuses before any middleware (rules/wire.py), and what
+# the gate refuses besides: (status, code, message) of the explained answer.
+_REFUSALS = {
+    "body_too_large": (413, "request_too_large", ""),  # (the message names the limit: refusal())
+    "trailers": (400, "trailers_not_supported",
+                 "The request carries HTTP trailers (header fields after a chunked body), which the gate "
+                 "cannot pass on. Send it without trailers."),
+    "head_too_large": (431, "request_header_fields_too_large",
+                       "The request head is larger than the original's HTTP parser takes (408 KiB)."),
+    "too_many_headers": (431, "request_header_fields_too_large",
+                         "The request has more than 100 header fields, the most the original's HTTP parser "
+                         "(hyper) takes."),
+    "uri_too_long": (414, "uri_too_long",
+                     "The request target is longer than 65,534 bytes, the most the original's HTTP parser "
+                     "(hyper) takes."),
+    "tls": (400, "tls_not_supported",
+            "This port speaks plain HTTP/1.1, as the original's does: no TLS (this connection began with a TLS "
+            "ClientHello). Use http://, not https://."),
+    "not_http1": (400, "not_http1",
+                  "This connection did not begin with an HTTP/1 request line. This port speaks plain HTTP/1.1, as "
+                  "the original's does (no TLS, no HTTP/2)."),
+    "bad_version": (400, "unsupported_http_version",
+                    "The request line names a version other than HTTP/1.0 or HTTP/1.1. This port speaks plain "
+                    "HTTP/1.x, as the original's does (no HTTP/2, no h2c)."),
+    "bad_method": (400, "invalid_request_line",
+                   "The request method holds a character the original's HTTP parser refuses (a method is a token: "
+                   "letters, digits and !#$%&'*+-.^_`|~)."),
+    "bad_target": (400, "invalid_request_target",
+                   "The request target holds a byte the original's HTTP parser refuses: a control character "
+                   "(NUL, tab, ESC, any byte below 0x21), DEL, bytes that are not UTF-8, or <, > or ` in the "
+                   "path, \", < or > in the query. Percent-encode it."),
+    "bad_header": (400, "invalid_header",
+                   "A header line the original's HTTP parser refuses: a name with a character outside the token "
+                   "set, a space before the colon, a folded line, or a control byte in the value."),
+    "bad_request": (400, "bad_request",
+                    "The request is malformed: mitmproxy's HTTP/1 parser refused it (a bad request line or header "
+                    "line, an invalid header name, or conflicting Content-Length and Transfer-Encoding). The "
+                    "original's HTTP parser refuses such requests too."),
+}
+# hyper writes the canonical reason phrase of the http crate (role.rs:402-436).
+_REASONS = {400: "Bad Request", 413: "Payload Too Large", 414: "URI Too Long", 431: "Request Header Fields Too Large"}
+
+
+def refusal(kind: str, body_limit: int, explained: bool = True) -> http.Response | None:
+    """What a request may not hold: a body over the limit (413), trailers (400), and
+    what the original's HTTP parser refuses before any middleware (rules/wire.py):
+    a head past its buffer or with more than 100 fields (431), a target over 65,534
+    bytes (414), TLS, an HTTP/2 preface, a malformed request line or header (400).
+    The connection closes. None: no answer at all (the HTTP/2 preface).
+
+    Explained: JSON that says which and why. Not explained: hyper's own answer,
+    byte for byte (`connection: close`, `content-length: 0`, `date`; hyper
+    conn.rs:681-697, role.rs:905-953); the body limit and trailers keep JSON."""
+    if kind == "h2_preface":
+        return None  # hyper writes nothing (conn.rs:808-812)
+    status, code, message = _REFUSALS[kind]
+    if kind == "body_too_large":
+        message = (f"The request body is larger than {_size(body_limit)}, the gate's limit "
+                   f"(auth_max_body_size, as the original's ABV_MAX_BODY_SIZE).")
+    elif not explained:
+        bare = http.Response.make(status, b"")
+        bare.reason = _REASONS[status]
+        bare.headers.fields = ((b"connection", b"close"), (b"content-length", b"0"),
+                               (b"date", email.utils.formatdate(usegmt=True).encode()))
+        return bare
+    answer = json_response(status, {"error": {"message": message, "type": "invalid_request_error", "code": code}},
+                           connection="close")
+    answer.reason = _REASONS[status]
+    return answer
 
 
 def _size(n: int) -> str:

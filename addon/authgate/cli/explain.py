@@ -116,6 +116,9 @@ def run(argv: list[str]) -> str:
     lang = args.lang
     words = lambda phrase, **kw: explain.phrase(lang, phrase, **kw)  # noqa: E731
     notes = [f"note: {line}" for line in read]
+    if "#" in args.path:  # as the gate decides (wire.cut_fragment): the original's http crate drops it
+        notes.append(f"note: {args.path}: the gate decides on {args.path.partition('#')[0]} (the fragment is cut)")
+        args.path = args.path.partition("#")[0]
     ungenerated = args.key is None and cfg.api_key is None and app is None
     if ungenerated:
         notes.append(words("cli_no_key", file=args.config))

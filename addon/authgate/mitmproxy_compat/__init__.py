@@ -12,10 +12,12 @@ the tests that exercise it fail at once.
 * ``http1_guards``: the wrappers on mitmproxy's HTTP/1 layer (``install``,
   ``uninstall``). The gate's answer instead of mitmproxy's HTML error page
   (``answer_instead``, ``forget``; ``ResponseProtocolError.code`` is an int up
-  to 11.1, an ``ErrorCode`` enum from 12.0: ``error_page_status``), and the
+  to 11.1, an ``ErrorCode`` enum from 12.0: ``error_page_status``), the
   guards on trailers, chunked bodies, request heads and what a client sends
   ahead (``configure_guards``, ``HEAD_LIMIT``, ``PIPELINED_LIMIT``, ``REFUSED``,
-  ``CUT``).
+  ``CUT``), and the upstream's 1xx and 101 (``UPGRADE_REFUSED``).
+* ``protocols``: what a connection speaks, at ``next_layer`` (``first_bytes``,
+  ``refuse_connection``): no TLS, no HTTP/2 on the gate's listener.
 * ``connections``: the live connections through the proxyserver addon's
   handlers: ``cut`` (an upstream connection), ``answer_now`` (at the request
   headers, before any body), ``close_client`` and ``close_leaked`` (a socket
@@ -37,25 +39,28 @@ from authgate.mitmproxy_compat.bodies import decode_prefix, encode, quiet_stream
 from authgate.mitmproxy_compat.connections import answer_now, close_client, close_leaked, cut
 from authgate.mitmproxy_compat.contentview import add_contentview, focus, remove_contentview
 from authgate.mitmproxy_compat.http1_guards import (
-                                                    CUT,
-                                                    HEAD_LIMIT,
-                                                    PIPELINED_LIMIT,
-                                                    REFUSED,
-                                                    answer_instead,
-                                                    configure_guards,
-                                                    error_page_status,
-                                                    forget,
-                                                    install,
-                                                    uninstall,
+    CUT,
+    HEAD_LIMIT,
+    PIPELINED_LIMIT,
+    REFUSED,
+    UPGRADE_REFUSED,
+    answer_instead,
+    configure_guards,
+    error_page_status,
+    forget,
+    install,
+    uninstall,
 )
 from authgate.mitmproxy_compat.listener import hold_start, start_listeners, unwatch_listen_errors, watch_listen_errors
 from authgate.mitmproxy_compat.options import announce, explicit, follow_default, show_option
+from authgate.mitmproxy_compat.protocols import first_bytes, refuse_connection
 from authgate.mitmproxy_compat.web import stylesheet, web_app, web_has_password
 
 __all__ = [
-    "CUT", "HEAD_LIMIT", "PIPELINED_LIMIT", "REFUSED", "add_contentview", "announce", "answer_instead", "answer_now",
-    "close_client", "close_leaked", "configure_guards", "cut", "decode_prefix", "encode", "error_page_status",
-    "explicit", "focus", "follow_default", "forget", "hold_start", "install", "quiet_stream_lines",
+    "CUT", "HEAD_LIMIT", "PIPELINED_LIMIT", "REFUSED", "UPGRADE_REFUSED", "add_contentview", "announce",
+    "answer_instead", "answer_now", "close_client", "close_leaked", "configure_guards", "cut", "decode_prefix",
+    "encode", "error_page_status", "explicit", "first_bytes", "focus", "follow_default", "forget", "hold_start",
+    "install", "quiet_stream_lines", "refuse_connection",
     "remove_contentview", "show_option", "start_listeners", "stylesheet", "uninstall", "unwatch_listen_errors",
     "watch_listen_errors", "web_app", "web_has_password",
 ]

@@ -8,7 +8,9 @@
 * ``answer_now``, at the request headers: mitmproxy sends a response set in
   ``requestheaders`` only after the whole body (and a ``100 Continue`` first),
   so the answer is written to the client's socket, which is closed, and the
-  flow killed: no body read, nothing of mitmproxy's.
+  flow killed: no body read, nothing of mitmproxy's. Also when mitmproxy has
+  already given the connection up for a malformed body that came with the
+  head (mitmproxy 11.0 on Python 3.11 runs the hook after that).
 * ``close_client``, ``close_leaked``: the client's connection closed as
   mitmproxy's inactivity timeout does (its handler task cancelled), for the
   request-head deadline; a socket 11.1+ on Python 3.12+ leaves open after
@@ -20,9 +22,10 @@ from __future__ import annotations
 import asyncio
 
 from mitmproxy import http
-from mitmproxy.connection import ConnectionState, Server
+from mitmproxy.connection import Server
 from mitmproxy.net.http import http1
 
+from authgate.mitmproxy_compat import http1_guards
 from authgate.mitmproxy_compat.listener import proxyserver
 
 
@@ -60,8 +63,11 @@ def answer_now(flow: http.HTTPFlow, response: http.Response) -> bool:
     own (nor a 100 Continue). False, and nothing done, without a plain HTTP/1
     connection to write on: then flow.response it is (sent after the body)."""
     writer = _writer(flow.client_conn)
+    # Not mitmproxy's CAN_WRITE: it is gone already when mitmproxy closed the connection for
+    # a malformed body in the head's segment, before this hook ran (mitmproxy 11 on Python 3.11
+    # runs hooks as tasks of their own); the socket is still open and the client waits.
     if (writer is None or flow.client_conn.tls or not flow.killable
-            or not flow.client_conn.state & ConnectionState.CAN_WRITE  # (closed by a guard's answer)
+            or http1_guards.answered(flow.client_conn.id)  # (a guard answered, and closed it)
             or not flow.request.http_version.startswith("HTTP/1")):
         return False
     response.headers["connection"] = "close"

@@ -24,21 +24,26 @@ this module reproduces:
 Not modelled: service_status's 503 (the proxy stopped), the ip_filter's
 403 ip_blocked, and the SPA fallback of a `dist` directory (assumed absent).
 
-One deliberate difference: a path starting with `/internal/` that holds a
-dot segment (`.`, `..`, or their percent-encoded forms such as `%2e%2e` or
-`..%2f`) does **not** get the /internal/ exemption here. The original
-exempts it (axum does not normalise paths, and such a path then meets a
-404), but the gate forwards what passes to an upstream that may
-normalise it into a protected path. The explanation says so
-(note `internal_dot_segments`).
+Two deliberate differences, both because the gate forwards what passes to an
+upstream that may normalise the path (paths.py says how), where the original
+matches raw paths and answers 404 (axum does not normalise):
+
+* A path starting with `/internal/` that holds a dot segment or an empty one,
+  in any encoding (`..`, `%2e%2e`, `..;`, `..%00`, `%c0%ae`, fullwidth dots,
+  `//`), does **not** get the /internal/ exemption (auth.rs:102-106 gives it):
+  the ordinary rules judge it (note `internal_dot_segments`).
+* A path that is not an admin route as sent but whose normal form is under
+  `/api/` (`/api/x/../accounts`, `/api/./accounts`, `/api//accounts`,
+  `/api/accounts/`, `/api/%61ccounts`) is judged as an admin route: the admin
+  credential, whatever the mode, no health exemption (note
+  `admin_normalised`). The original sends it to the proxy fallback (404).
 """
 
 from __future__ import annotations
 
-import re
 import time
-from urllib.parse import unquote
 
+from authgate.rules import paths
 from authgate.rules import tokens as _tokens
 from authgate.rules.common import (
     HEALTH_PATHS,
@@ -71,8 +76,6 @@ ADMIN_EMPTY_LOG = ("Admin auth is required but both api_key and admin_password a
                    "denying request")  # auth.rs:138
 NO_CLIENT_IP = "127.0.0.1"  # auth.rs:179: the TCP peer is never used
 
-_SEPARATORS = re.compile(r"[/\\]")
-
 
 def _header(headers, wanted: bytes) -> bytes | None:
     """The first value of a header (HeaderMap::get), None when absent or not visible ASCII (to_str)."""
@@ -100,19 +103,6 @@ def off_mode_key(headers) -> str | None:
     (Bearer-stripped, else whole), else x-api-key. Not x-goog-api-key."""
     key = read_key(first_values(headers), KEY_HEADERS[:2])[1]
     return None if key is None else key.decode("ascii")
-
-
-def has_dot_segment(path: str) -> bool:
-    """A `.` or `..` segment, plain or percent-encoded (decoded repeatedly, `/` or `\\`
-    as separators). The gate's hardening of the /internal/ exemption."""
-    for _ in range(4):
-        if any(seg in (".", "..") for seg in _SEPARATORS.split(path)):
-            return True
-        decoded = unquote(path)
-        if decoded == path:
-            return False
-        path = decoded
-    return True  # still encoded after four rounds: no exemption
 
 
 def records_usage(target: str) -> bool:
@@ -143,11 +133,14 @@ def decide(view: RequestView, policy, store=None, now: float | None = None) -> D
     lan = policy.allow_lan_access
     effective = effective_mode(mode, lan)  # security.rs:25-36
     inner = admin_path(path)
+    hardened = inner is None and paths.under_admin(path)  # may become an admin route upstream
     if method == "OPTIONS":  # CorsLayer answers first (tower-http cors/mod.rs:630); auth.rs:52 too
         return _decision(True, "preflight", 200, mode, effective, lan, False, "preflight", None, None, (), None, None,
-                         surface="proxy" if inner is None else "admin")
+                         surface="proxy" if inner is None and not hardened else "admin")
     if inner is not None:
         return _admin(view, policy, inner, mode, effective, lan)
+    if hardened:
+        return _admin(view, policy, None, mode, effective, lan, ("admin_normalised",))
 
     route = route_for(method, path in HEALTH_PATHS["v4"])  # server.rs:443-444; GET, so HEAD too
     notes: tuple[str, ...] = ("api_fallback",) if path == "/api" or path.startswith("/api/") else ()
@@ -155,7 +148,7 @@ def decide(view: RequestView, policy, store=None, now: float | None = None) -> D
         return _off(view, store, route, mode, effective, lan, notes)
     if effective == "all_except_health" and path in HEALTH:  # auth.rs:98
         reason = "health_paths_exempt"
-    elif path.startswith(INTERNAL_PREFIX) and not has_dot_segment(path):  # auth.rs:103
+    elif path.startswith(INTERNAL_PREFIX) and (paths.plain(path) or not paths.unsafe(path)):  # auth.rs:103
         reason = "internal_exempt"
     else:
         if path.startswith(INTERNAL_PREFIX):
@@ -240,8 +233,9 @@ def _proxy_key(view, policy, store, now, route, mode, effective, lan, notes) -> 
                      notes=notes + (() if again.enabled else ("enabled_ignored",)))
 
 
-def _admin(view, policy, inner, mode, effective, lan) -> Decision:
-    """admin_auth_middleware (force_strict=true) on the stripped path: the mode is ignored."""
+def _admin(view, policy, inner, mode, effective, lan, notes=()) -> Decision:
+    """admin_auth_middleware (force_strict=true) on the stripped path: the mode is ignored.
+    inner None: a path the gate judges as an admin route (note admin_normalised), never exempt."""
     route = route_for(view.method, inner == "/health")
     if inner in HEALTH:  # auth.rs:109: only "/health" can match after the strip
         return _decision(True, route, ROUTE_STATUS[route], mode, effective, lan, False, "admin_health", None, None, (),
@@ -254,7 +248,7 @@ def _admin(view, policy, inner, mode, effective, lan) -> Decision:
 
     def deny(reason, shadowed=None, log=None):
         return _decision(False, "denied", 401, mode, effective, lan, True, reason, winner, form, states, shadowed,
-                         key, surface="admin", credential=credential, log=log)
+                         key, surface="admin", credential=credential, log=log, notes=notes)
 
     if not api_key and not password:  # l.133-139
         return deny("admin_empty_credentials", log=("error", ADMIN_EMPTY_LOG))
@@ -262,7 +256,7 @@ def _admin(view, policy, inner, mode, effective, lan) -> Decision:
     if key is not None and matches(key, expected):
         return _decision(True, route, ROUTE_STATUS[route], mode, effective, lan, True,
                          "admin_password_ok" if password else "admin_key_ok", winner, form, states, None, key,
-                         surface="admin", credential=credential)
+                         surface="admin", credential=credential, notes=notes)
     if key is None:
         return deny("non_ascii" if found else "missing")
     reason = failure_reason(key, form)  # l.162, 235: never the user tokens, always 401
