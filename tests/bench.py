@@ -59,7 +59,7 @@ import traceback
 from pathlib import Path
 
 from benchmark import instructions
-from benchmark.common import BenchError
+from benchmark.common import REPO, BenchError
 from benchmark.inprocess import bench_decision, bench_hooks
 from benchmark.load import bench_throughput
 from benchmark.processes import Proc, loadavg
@@ -79,9 +79,20 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--skip-decision", action="store_true",
                    help="skip the in-process parts (decision and addon hook cost)")
     p.add_argument("--skip-throughput", action="store_true", help="only the in-process parts (no mitmdump)")
-    p.add_argument("--instructions", type=int, metavar="N", default=0,
-                   help="also count CPU instructions per request under valgrind's callgrind, N allowed requests "
-                        "per proxy (300 is plenty; a few minutes): the figure the machine's load does not move")
+    p.add_argument("--instructions", type=int, metavar="N",
+                   help="CPU instructions per request under valgrind's callgrind, N requests per scenario "
+                        "(the headline: default 300, about 5 minutes per Python; 0: skip; --quick: 0)")
+    p.add_argument("--runs", type=int, default=1, metavar="R",
+                   help="with --instructions: count every proxy R times (the median is the figure)")
+    p.add_argument("--python", action="append", default=[], metavar="PYTHON",
+                   help="with --instructions: also count under this interpreter (another venv's bin/python, with "
+                        "its own mitmproxy); repeatable. The venvs in .venvs/*/ are found by themselves")
+    p.add_argument("--proxies", default="bare,floor,gate",
+                   help="with --instructions: which proxies to count (default bare,floor,gate)")
+    p.add_argument("--idle", type=float, default=instructions.IDLE_SECONDS, metavar="S",
+                   help="with --instructions: seconds each proxy is counted idle, to take its timers out")
+    p.add_argument("--warmup", type=int, default=instructions.WARMUP, metavar="N",
+                   help="with --instructions: requests per scenario before the counters are zeroed")
     p.add_argument("--compare", type=Path, metavar="AUTH_PY", action="append", default=[],
                    help="with --instructions: another checkout's addon/auth.py counted beside this one "
                         "(before/after a change); may be given more than once")
@@ -93,16 +104,44 @@ def parse_args(argv=None) -> argparse.Namespace:
         args.rounds = 1 if args.quick else 5
     if args.requests < 1 or args.concurrency < 1 or args.rounds < 1 or args.time_cap <= 0:
         p.error("--requests, --concurrency, --rounds and --time-cap must be positive")
-    if args.instructions < 0:
-        p.error("--instructions must be positive")
-    if args.compare and not args.instructions:
-        p.error("--compare goes with --instructions N")
+    if args.instructions is None:
+        args.instructions = 0 if args.quick else 300
+    if args.instructions < 0 or args.runs < 1 or args.warmup < 1 or args.idle <= 0:
+        p.error("--instructions must be positive (0: skip), --runs, --warmup and --idle too")
+    args.proxies = [x.strip() for x in args.proxies.split(",") if x.strip()]
+    if unknown := set(args.proxies) - set(instructions.PROXY_SCENARIOS):
+        p.error(f"--proxies: {', '.join(sorted(unknown))} unknown (bare, floor, gate)")
+    if (args.compare or args.python or args.runs > 1) and not args.instructions:
+        p.error("--compare, --python and --runs go with --instructions N")
     for other in args.compare:
         if not other.is_file():
             p.error(f"--compare: {other} is not a file (give another checkout's addon/auth.py)")
+    for python in args.python:
+        if not Path(python).is_file():
+            p.error(f"--python: {python} is not a file (give another venv's bin/python)")
     if args.instructions and (why := instructions.available()):
-        p.error(f"--instructions: {why}")
+        if explicit_instructions(argv):
+            p.error(f"--instructions: {why}")
+        print(f"note: no instruction count ({why}); throughput only", file=sys.stderr)
+        args.instructions = 0
     return args
+
+
+def explicit_instructions(argv) -> bool:
+    return any(a == "--instructions" or a.startswith("--instructions=") for a in (sys.argv[1:] if argv is None
+                                                                                  else argv))
+
+
+def pythons(extra: list[str]) -> list[str]:
+    """This interpreter, then the ones given, then the venvs in .venvs/*/ (each once)."""
+    found = [sys.executable, *extra, *(str(p) for p in sorted(REPO.glob(".venvs/*/bin/python")))]
+    out, seen = [], set()
+    for python in found:
+        prefix = Path(python).parent.parent.resolve()  # a venv's bin/python links to the same binary
+        if prefix not in seen:
+            seen.add(prefix)
+            out.append(python)
+    return out
 
 
 def main(argv=None) -> int:
@@ -136,9 +175,11 @@ def main(argv=None) -> int:
         if not args.skip_throughput:
             thr = bench_throughput(args, logdir, procs)
         if args.instructions:
-            print(f"instructions per allowed request under callgrind ({args.instructions} requests each, one at a time)")
+            print(f"instructions per request under callgrind ({args.instructions} requests per scenario, "
+                  f"one at a time, {args.runs} run(s))", flush=True)
             ins = instructions.bench_instructions(args.instructions, start_upstream(logdir, procs), logdir, procs,
-                                                  [c.resolve() for c in args.compare])
+                                                  pythons(args.python), [c.resolve() for c in args.compare],
+                                                  args.runs, args.proxies, args.idle, args.warmup)
         ok = True
     except BenchError as e:
         print(f"\nbench failed: {e}", file=sys.stderr)

@@ -24,6 +24,10 @@ the tests that exercise it fail at once.
   ``static/index-<hash>.css`` from 12.0).
 * ``options``: options shown as in force (``explicit``, ``show_option``,
   ``follow_default``, ``announce``) through ``_Option`` (11.0 to 12.3 alike).
+* ``events``: mitmproxy's event names (``event_names``, for the Dispatcher),
+  and the gate's log records kept out of the deprecated ``add_log`` event
+  (``keep_out_of_add_log``, ``let_into_add_log``: a filter on mitmproxy's
+  ``LegacyLogEvents`` handler; the terminal and mitmweb's event log still show them).
 * ``contentview``: ``add_contentview``, ``remove_contentview`` (11.x
   ``contentviews.View``, 12.x the ``Contentview`` protocol) and mitmweb's
   @focus (``focus``).
@@ -31,6 +35,7 @@ the tests that exercise it fail at once.
 
 from authgate.mitmproxy_compat.connections import answer_now, close_client, close_leaked, cut
 from authgate.mitmproxy_compat.contentview import add_contentview, focus, remove_contentview
+from authgate.mitmproxy_compat.events import event_names, keep_out_of_add_log, let_into_add_log
 from authgate.mitmproxy_compat.http1_guards import (
                                                     HEAD_LIMIT,
                                                     PIPELINED_LIMIT,
@@ -48,7 +53,8 @@ from authgate.mitmproxy_compat.web import stylesheet, web_app, web_has_password
 
 __all__ = [
     "HEAD_LIMIT", "PIPELINED_LIMIT", "REFUSED", "add_contentview", "announce", "answer_instead", "answer_now",
-    "close_client", "close_leaked", "configure_guards", "cut", "error_page_status", "explicit", "focus",
-    "follow_default", "forget", "hold_start", "install", "remove_contentview", "show_option", "start_listeners",
+    "close_client", "close_leaked", "configure_guards", "cut", "error_page_status", "event_names", "explicit", "focus",
+    "follow_default", "forget", "hold_start", "install", "keep_out_of_add_log", "let_into_add_log",
+    "remove_contentview", "show_option", "start_listeners",
     "stylesheet", "uninstall", "unwatch_listen_errors", "watch_listen_errors", "web_app", "web_has_password",
 ]
