@@ -10,12 +10,11 @@ and a replay is decided again on the same headers. Shadow mode forwards as sent.
 
 from __future__ import annotations
 
-import asyncio
-
 from mitmproxy import http
 
 from authgate import mitmproxy_compat
 from authgate.addons import responses
+from authgate.addons.deadlines import Deadlines
 from authgate.addons.state import GateAddon, GateState
 from authgate.rules.credentials import STRIPPED_NAMES, strip_query_key
 
@@ -26,8 +25,8 @@ class Forward(GateAddon):
     def __init__(self, state: GateState) -> None:
         super().__init__(state)
         self._stash: dict[str, tuple[tuple, bytes, bool]] = {}  # flow id -> client's (headers, path), host moved
-        # flow id -> the timer that gives up on the upstream's response headers
-        self._timers: dict[str, asyncio.TimerHandle] = {}
+        # flow id -> when to give up on the upstream's response headers (one loop timer for all)
+        self._timers = Deadlines(self._give_up)
 
     def request(self, flow: http.HTTPFlow) -> None:
         # What the gatekeeper decided and did not answer itself goes upstream.
@@ -55,8 +54,7 @@ class Forward(GateAddon):
         self._restore(flow)
 
     def done(self) -> None:
-        for timer in self._timers.values():
-            timer.cancel()
+        self._timers.close()
 
     def _forward(self, flow: http.HTTPFlow, meta: dict, strip: bool) -> None:
         up = self.state.settings.upstream
@@ -96,15 +94,14 @@ class Forward(GateAddon):
             req.host_header = host
 
     def _arm(self, flow: http.HTTPFlow, timeout: float) -> None:
-        self._timers[flow.id] = asyncio.get_running_loop().call_later(timeout, self._give_up, flow, timeout)
+        self._timers.set(flow.id, timeout, flow, timeout)
 
     def _disarm(self, flow: http.HTTPFlow) -> None:
-        if timer := self._timers.pop(flow.id, None):
-            timer.cancel()
+        self._timers.drop(flow.id)
 
     def _give_up(self, flow: http.HTTPFlow, timeout: float) -> None:
         """No response headers within upstream.timeout: end the wait (error hook → 504)."""
-        self._timers.pop(flow.id, None)
+        self._timers.drop(flow.id)
         if not flow.live or flow.response or flow.error:
             return
         if mitmproxy_compat.cut(flow):

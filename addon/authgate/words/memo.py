@@ -1,0 +1,53 @@
+"""The words of a decision, made once per distinct decision and language (pure).
+
+Most requests repeat a decision: the same key in the same header under the same
+settings. explain.detail() and explain.comment() build the same dict and line
+for each of them (about 60k CPU instructions per request together); here they
+are kept, for up to WORDS_KEPT distinct decisions, the least recently used
+forgotten first.
+
+What a decision is known by: its record and, for profile v4, its facts (the
+token, the client IP, ...: V4Decision's attributes), and the language. Never the
+key a client presented: that is known by its fingerprint, as the words show it
+(`shown_key`), so the cache holds no secret and a client cannot grow it past
+its bound.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+from authgate.rules.common import Decision
+from authgate.rules.credentials import fingerprint
+from authgate.words import explain
+
+WORDS_KEPT = 1024  # distinct (decision, language) pairs
+
+_kept: OrderedDict[tuple, tuple[dict, str]] = OrderedDict()
+_PRESENTED = Decision._fields.index("presented")
+
+
+def shown_key(d: Decision) -> str | None:
+    """The presented key as every text shows it (its fingerprint), None when none was read."""
+    return None if d.presented is None else fingerprint(d.presented)
+
+
+def words(d: Decision, lang: str) -> tuple[dict, str]:
+    """(explain.detail(d, lang), explain.comment(d, lang)): the dict is the flow's own
+    copy (addons add to it); the lists and dicts inside it are shared, never changed."""
+    # The record without `presented`, the key's fingerprint instead, and the v4 facts.
+    facts = getattr(d, "__dict__", None)
+    key = (lang, d[:_PRESENTED], d[_PRESENTED + 1:], shown_key(d), tuple(facts.items()) if facts else None)
+    found = _kept.get(key)
+    if found is None:
+        found = _kept[key] = (explain.detail(d, lang), explain.comment(d, lang))
+        if len(_kept) > WORDS_KEPT:
+            _kept.popitem(last=False)
+    else:
+        _kept.move_to_end(key)
+    return dict(found[0]), found[1]
+
+
+def forget() -> None:
+    """Drop every kept text (tests; a catalog changed)."""
+    _kept.clear()
