@@ -32,11 +32,12 @@ from mitmproxy.net.http import http1, status_codes
 from mitmproxy.proxy import commands, events
 
 try:
+    from h11._readers import ChunkedReader  # mitmproxy's reader of a chunked body (11.0 to 12.3)
     from mitmproxy.proxy.layers.http import _http1
     from mitmproxy.proxy.layers.http._base import ReceiveHttp
     from mitmproxy.proxy.layers.http._events import RequestData, RequestProtocolError, ResponseProtocolError
 except ImportError:  # pragma: no cover - a mitmproxy without these internals
-    _http1 = ReceiveHttp = RequestData = RequestProtocolError = ResponseProtocolError = None
+    _http1 = ReceiveHttp = RequestData = RequestProtocolError = ResponseProtocolError = ChunkedReader = None
 
 log = logging.getLogger("authgate")
 
@@ -54,9 +55,16 @@ _guards: dict = {"body_limit": None, "refuse": None}
 # ------------------------------------------------------------ upstream failures
 
 def _send(self, event):
-    """Http1Server.send: the gate's answer instead of mitmproxy's error page."""
-    if (isinstance(event, ResponseProtocolError)
-            and (not self.response or self.response.status_code == 100)  # a 100 Continue is no answer yet
+    """Http1Server.send: the gate's answer instead of mitmproxy's error page. Anything else
+    goes to mitmproxy's own generator as it is (no generator of the gate's in between:
+    this runs for every event sent to every client)."""
+    if _answers and isinstance(event, ResponseProtocolError):
+        return _send_answer(self, event)
+    return _originals["Http1Server", "send"](self, event)
+
+
+def _send_answer(self, event):
+    if ((not self.response or self.response.status_code == 100)  # a 100 Continue is no answer yet
             and error_page_status(event.code) is not None
             and self.conn.state & ConnectionState.CAN_WRITE
             and (answer := _answers.pop(self.conn.id, None)) is not None):
@@ -142,11 +150,19 @@ def _refuse(self, kind: str, flow_error: bool):
 
 
 def _read_body(self, event):
-    """Http1Connection.read_body: trailers answered (never a crash); a chunked request body counted."""
+    """Http1Connection.read_body: trailers answered (never a crash); a chunked request body
+    counted. Only a chunked body can carry trailers or grow unannounced: any other goes to
+    mitmproxy's own generator as it is."""
+    if type(getattr(self, "body_reader", None)) is not ChunkedReader:
+        return _originals["Http1Connection", "read_body"](self, event)
+    return _read_chunked(self, event)
+
+
+def _read_chunked(self, event):
     server = isinstance(self, _http1.Http1Server)
     limit = _guards["body_limit"] if server else None
     try:
-        if limit is None or "chunked" not in self.request.headers.get("transfer-encoding", "").lower():
+        if limit is None:
             yield from _originals["Http1Connection", "read_body"](self, event)
             return
         seen = self.__dict__.get("_authgate_body")
@@ -170,7 +186,14 @@ def _read_body(self, event):
 
 
 def _read_headers(self, event):
-    """Http1Server.read_headers: a request head that grows past HEAD_LIMIT gets 431."""
+    """Http1Server.read_headers: a request head that grows past HEAD_LIMIT gets 431. Data
+    that cannot take the buffer past it goes to mitmproxy's own generator as it is."""
+    if not isinstance(event, events.DataReceived) or len(self.buf) + len(event.data) <= HEAD_LIMIT:
+        return _originals["Http1Server", "read_headers"](self, event)
+    return _read_headers_capped(self, event)
+
+
+def _read_headers_capped(self, event):
     yield from _originals["Http1Server", "read_headers"](self, event)
     if self.state == self.read_headers and len(self.buf) > HEAD_LIMIT:
         yield from _refuse(self, "head_too_large", flow_error=False)
@@ -180,10 +203,13 @@ def _wait(self, event):
     """Http1Connection.wait: a client sending more than PIPELINED_LIMIT ahead is closed."""
     if (isinstance(event, events.DataReceived) and len(self.buf) > PIPELINED_LIMIT
             and isinstance(self, _http1.Http1Server)):
-        yield commands.CloseConnection(self.conn)  # a response may be on its way: no second answer
-        self.state = self.done
-        return
-    yield from _originals["Http1Connection", "wait"](self, event)
+        return _close(self)
+    return _originals["Http1Connection", "wait"](self, event)
+
+
+def _close(self):
+    yield commands.CloseConnection(self.conn)  # a response may be on its way: no second answer
+    self.state = self.done
 
 
 _WRAPPERS = (("Http1Server", "send", _send), ("Http1Connection", "read_body", _read_body),
