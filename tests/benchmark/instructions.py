@@ -11,8 +11,8 @@ Each proxy runs under callgrind (PYTHONHASHSEED=0) and serves its scenarios
 one after the other on one keep-alive connection (a denied POST connects again
 for each request: its body is never read). Per scenario: a warm-up, then the
 counters are zeroed (callgrind_control --zero), `count` requests go through,
-and the counters are dumped. Before the first scenario the proxy sits idle
-for `idle` seconds, counted alone: what its timers cost per second (the gate's config watcher
+and the counters are dumped. After the first warm-up the proxy sits idle for
+`idle` seconds, counted alone: what its timers cost per second (the gate's config watcher
 and request-head sweeper wake every second, and callgrind stretches a request
 to about 0.1 s). That idle rate times the scenario's duration is taken out of
 its count, for bare and the floor as for the gate, so the figure is what a
@@ -35,7 +35,7 @@ from .processes import Proc, bare_args, gate_args, start_mitmdump, wait_listenin
 
 WARMUP = 50
 IDLE_SECONDS = 8.0
-SETTLE_SECONDS = 3.0  # after listening, before the idle count: start-up's last work done
+SETTLE_SECONDS = 3.0  # after the first warm-up, before the idle count
 CALLGRIND_STARTUP = 240.0  # seconds for mitmdump under callgrind to listen
 FLOOR = REPO / "tests" / "benchmark" / "floor.py"
 _TOTALS = re.compile(rb"^(?:summary|totals):\s+(\d+)", re.M)
@@ -152,16 +152,17 @@ def _count(python: str, name: str, label: str, args: list[str], scenarios, count
                 raise BenchError(f"{label}, {scenario} under callgrind: {res['problems'] or res['statuses']}:"
                                  f"\n{p.tail()}")
 
-        # Idle first: the timers alone, before any request (what a request leaves behind, a
-        # closing connection or a log line, is the request's own cost and stays in its count).
-        time.sleep(SETTLE_SECONDS)
-        _control("--zero", p)
-        time.sleep(idle)
-        _control("--dump", p)
-        idle_rate = _dumped_total(dumps, p) / idle
-        measured = {}
-        for scenario in scenarios:
+        measured, idle_rate = {}, 0.0
+        for i, scenario in enumerate(scenarios):
             load(scenario, warmup)
+            if i == 0:
+                # Idle, once warm: the timers alone (start-up's last work done, and what a request
+                # leaves behind, a closing connection or a log line, stays in the request's count).
+                time.sleep(SETTLE_SECONDS)
+                _control("--zero", p)
+                time.sleep(idle)
+                _control("--dump", p)
+                idle_rate = _dumped_total(dumps, p) / idle
             _control("--zero", p)
             t0 = time.monotonic()
             load(scenario, count)
