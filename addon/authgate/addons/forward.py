@@ -27,6 +27,7 @@ class Forward(GateAddon):
         self._stash: dict[str, tuple[tuple, bytes, bool]] = {}  # flow id -> client's (headers, path), host moved
         # flow id -> when to give up on the upstream's response headers (one loop timer for all)
         self._timers = Deadlines(self._give_up)
+        self._shown: tuple = (None, None)  # the upstream setting last seen, (url, timeout) made from it
 
     def request(self, flow: http.HTTPFlow) -> None:
         # What the gatekeeper decided and did not answer itself goes upstream.
@@ -76,9 +77,11 @@ class Forward(GateAddon):
             req.data.path = target
         for name, value in up.headers:  # the upstream's own credentials
             req.headers[name] = value
-        meta["upstream"] = (up.url, up.timeout)
+        if up is not self._shown[0]:  # (url, timeout) as flow.metadata shows them, once per setting
+            self._shown = (up, (up.url, up.timeout))
+        meta["upstream"] = up_meta = self._shown[1]
         if flow.is_replay != "request":  # a replay's connection is mitmproxy's own: nothing to cut
-            self._arm(flow, up.timeout)
+            self._arm(flow, up_meta[1])
 
     def _restore(self, flow: http.HTTPFlow) -> None:
         """Back to what the client sent (upstream credentials out of the view and

@@ -19,7 +19,6 @@ from __future__ import annotations
 from collections import OrderedDict
 
 from authgate.rules.common import Decision
-from authgate.rules.credentials import fingerprint
 from authgate.words import answers, error_bodies, explain
 
 WORDS_KEPT = 1024  # distinct (decision, language) pairs
@@ -29,9 +28,17 @@ _answers: OrderedDict[tuple, answers.Answer] = OrderedDict()
 _PRESENTED = Decision._fields.index("presented")
 
 
-def shown_key(d: Decision) -> str | None:
-    """The presented key as every text shows it (its fingerprint), None when none was read."""
-    return None if d.presented is None else fingerprint(d.presented)
+def shown_key(d: Decision):
+    """What the texts show of the presented key, as a cache key: what its fingerprint
+    (credentials.fingerprint) shows, never more: the first 3 and last 4 characters and the
+    length of a key of 12 or more, the length of a shorter one; a presented value that is
+    a fingerprint already (a str) as it is. Cheaper than formatting the fingerprint on
+    every request; None when no key was read."""
+    p = d.presented
+    if p is None or isinstance(p, str):
+        return p
+    n = len(p)
+    return (p[:3], p[-4:], n) if n >= 12 else n
 
 
 def known_as(d: Decision) -> tuple:
