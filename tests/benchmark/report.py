@@ -13,11 +13,15 @@ def report(dec: dict | None, hooks: dict | None, thr: dict | None, ins: dict | N
     if thr:
         s = thr["summary"]
         print()
+        print()
+        print("throughput (secondary: req/s on a shared machine swings from round to round; the spread is shown)")
         print(f"{'scenario':<24} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'vs bare':>8} "
-              f"{'CPU µs/req':>11} {'CPU vs bare':>12}   vs bare per round")
+              f"{'CPU µs/req':>11} {'CPU vs bare':>12}   vs bare per round (req/s | CPU)")
         for name in ("bare", "allowed", "denied", "denied_post", "upstream_direct"):
             row = s[name]
             rounds = " ".join(f"{x:.2f}" for x in row.get("ratio_per_round", [])) or "-"
+            if cpu_rounds := [x for x in row.get("cpu_ratio_per_round", []) if x]:
+                rounds += f" | {min(cpu_rounds):.2f}-{max(cpu_rounds):.2f}"
             print(f"{row['label']:<24} {row['rps']:>7.0f} {row['p50_ms']:>7.2f} {row['p99_ms']:>7.2f} "
                   f"{row['ratio_to_bare']:>8.2f} {fmt(row.get('proxy_cpu_us_per_request'), '11.0f')} "
                   f"{fmt(row.get('cpu_ratio_to_bare'), '12.2f')}   {rounds}")
