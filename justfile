@@ -24,7 +24,7 @@ test *ARGS:
 test-fast *ARGS:
     {{python}} -m pytest tests/core tests/addons "$@"
 
-# Decision cost, and mitmdump with the gate against bare mitmdump, side by side.
+# Instructions per request under callgrind (bare, the floor script, the gate; see docs/performance.md), then throughput rounds.
 bench *ARGS:
     {{python}} tests/bench.py "$@"
 

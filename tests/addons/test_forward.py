@@ -59,7 +59,7 @@ async def test_upstream_timeout_option_applies_to_the_next_request(gate):
     gate.configure(auth_upstream_timeout=2)
     f = await send(gate, headers=[("Authorization", f"Bearer {KEY}")])
     assert f.metadata["auth"]["upstream"][1] == 2.0
-    assert gate.forward._timers[f.id].when() - asyncio.get_running_loop().time() <= 2.0
+    assert gate.forward._timers.when(f.id) - asyncio.get_running_loop().time() <= 2.0
     with pytest.raises(exceptions.OptionsError, match="auth_upstream_timeout"):
         gate.configure(auth_upstream_timeout=600)
     assert gate.settings.upstream.timeout == 2.0  # the last good value stays

@@ -216,6 +216,9 @@ def bench_throughput(args, logdir: Path, procs: list[Proc]) -> dict:
                 for rd in rounds), 3),
             # bare's CPU per request over this one: the throughput ratio a CPU-bound proxy would show
             "cpu_ratio_to_bare": round(bare_cpu / cpu, 3) if cpu and bare_cpu else None,
+            "cpu_ratio_per_round": [round(rd["bare"]["proxy_cpu_us"] / rd[name]["proxy_cpu_us"], 3)
+                                    if rd[name]["proxy_cpu_us"] and rd["bare"]["proxy_cpu_us"] else None
+                                    for rd in rounds],
         }
     summary["upstream_direct"] = {"label": "upstream alone (ref.)", "rps": round(direct["rps"], 1),
                                   "p50_ms": round(direct["p50_ms"], 3), "p99_ms": round(direct["p99_ms"], 3),

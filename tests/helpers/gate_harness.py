@@ -18,16 +18,17 @@ KEY = "sk-0123456789abcdef0123456789abcdef"
 
 
 class Gate:
-    """The composed gate: each addon by its concern (gate.forward, gate.commands,
-    ...), the shared state, and the hooks called on every addon in chain order,
-    as mitmproxy calls them."""
+    """The composed gate: each part by its concern (gate.forward, gate.commands,
+    ...), the shared state, and the hooks called on what mitmproxy sees (the
+    Dispatcher in front of the parts), as mitmproxy calls them."""
 
     def __init__(self, tctx: taddons.context, addons: list) -> None:
         self.tctx = tctx
         self.addons = addons
-        self.state = addons[0].state
-        for addon in addons:
-            setattr(self, addon.name.partition(".")[2], addon)
+        self.dispatcher = addons[0]
+        self.state = self.dispatcher.state
+        for part in self.dispatcher.parts:
+            setattr(self, part.name.partition(".")[2], part)
 
     @property
     def settings(self):

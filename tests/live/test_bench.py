@@ -31,7 +31,9 @@ def test_a_quick_run_measures_both_proxies_and_writes_its_figures(tmp_path):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--compare", "addon/auth.py"], "--compare goes with --instructions N"),
+    (["--quick", "--compare", "addon/auth.py"], "--compare, --python, --runs and --write-baseline go with --instructions N"),
+    (["--instructions", "0", "--runs", "3"], "go with --instructions N"),
+    (["--proxies", "bare,nginx"], "--proxies: nginx unknown"),
     (["--instructions", "-1"], "--instructions must be positive"),
     (["--requests", "0"], "must be positive"),
 ])

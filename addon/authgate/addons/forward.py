@@ -21,12 +21,11 @@ and a replay is decided again on the same headers. Shadow mode forwards as sent.
 
 from __future__ import annotations
 
-import asyncio
-
 from mitmproxy import ctx, flowfilter, http
 
 from authgate import mitmproxy_compat
 from authgate.addons import responses, streams
+from authgate.addons.deadlines import Deadlines
 from authgate.addons.state import GateAddon, GateState
 from authgate.rules.credentials import STRIPPED_NAMES, strip_query_key
 from authgate.words import verdict
@@ -38,8 +37,9 @@ class Forward(GateAddon):
     def __init__(self, state: GateState) -> None:
         super().__init__(state)
         self._stash: dict[str, tuple[tuple, bytes, bool]] = {}  # flow id -> client's (headers, path), host moved
-        # flow id -> the timer that gives up on the upstream's response headers
-        self._timers: dict[str, asyncio.TimerHandle] = {}
+        # flow id -> when to give up on the upstream's response headers (one loop timer for all)
+        self._timers = Deadlines(self._give_up)
+        self._shown: tuple = (None, None)  # the upstream setting last seen, (url, timeout) made from it
         self._held = None  # mitmproxy's intercept filter while intercepting: what it matches is not streamed
 
     def load(self, loader) -> None:
@@ -98,8 +98,7 @@ class Forward(GateAddon):
 
     def done(self) -> None:
         mitmproxy_compat.quiet_stream_lines(False)
-        for timer in self._timers.values():
-            timer.cancel()
+        self._timers.close()
 
     def _forward(self, flow: http.HTTPFlow, meta: dict, strip: bool) -> None:
         up = self.state.settings.upstream
@@ -121,7 +120,9 @@ class Forward(GateAddon):
             req.data.path = target
         for name, value in up.headers:  # the upstream's own credentials
             req.headers[name] = value
-        meta["upstream"] = (up.url, up.timeout)
+        if up is not self._shown[0]:  # (url, timeout) as flow.metadata shows them, once per setting
+            self._shown = (up, (up.url, up.timeout))
+        meta["upstream"] = self._shown[1]  # (the timer starts once the request body is in: request)
 
     def _restore(self, flow: http.HTTPFlow) -> None:
         """Back to what the client sent (upstream credentials out of the view and
@@ -137,15 +138,14 @@ class Forward(GateAddon):
             req.host_header = host
 
     def _arm(self, flow: http.HTTPFlow, timeout: float) -> None:
-        self._timers[flow.id] = asyncio.get_running_loop().call_later(timeout, self._give_up, flow, timeout)
+        self._timers.set(flow.id, timeout, flow, timeout)
 
     def _disarm(self, flow: http.HTTPFlow) -> None:
-        if timer := self._timers.pop(flow.id, None):
-            timer.cancel()
+        self._timers.drop(flow.id)
 
     def _give_up(self, flow: http.HTTPFlow, timeout: float) -> None:
         """No response headers within upstream.timeout: end the wait (error hook → 504)."""
-        self._timers.pop(flow.id, None)
+        self._timers.drop(flow.id)
         if not flow.live or flow.response or flow.error:
             return
         if mitmproxy_compat.cut(flow):

@@ -29,7 +29,7 @@ from mitmproxy.flow import Error
 from authgate.addons import responses
 from authgate.addons.state import LEVELS, GateAddon
 from authgate.rules import wire
-from authgate.words import answers, error_bodies, explain, verdict
+from authgate.words import answers, error_bodies, explain, memo, verdict
 
 log = logging.getLogger("authgate")
 
@@ -69,8 +69,8 @@ class Gatekeeper(GateAddon):
             req.authority = ""  # absolute-form: never to the authority it names
         d = state.decide(req)
         state.remember(flow.id, d)
-        meta = flow.metadata["auth"] = explain.detail(d, state.lang)
-        flow.comment = explain.comment(d, state.lang)
+        meta, flow.comment = memo.words(d, state.lang)  # explain.detail and .comment, once per distinct decision
+        flow.metadata["auth"] = meta
         state.count(d.allowed)
         if d.bind:  # v4: recorded once the response is out, whatever its status (Monitor)
             flow.metadata["auth_bind"] = d.bind

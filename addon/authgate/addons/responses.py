@@ -16,7 +16,7 @@ from mitmproxy import http
 from authgate import mitmproxy_compat
 from authgate.rules.common import Decision
 from authgate.rules.credentials import shown_target
-from authgate.words import answers, error_bodies, explain
+from authgate.words import answers, error_bodies, explain, memo
 
 DENIED_MARKER = ":no_entry:"
 GATE_MARKER = ":shield:"  # answered by the gate itself without denying: /healthz, the preflight, 405
@@ -56,7 +56,7 @@ def denial(d: Decision, req: http.Request, lang: str, explained: bool) -> http.R
     """400, 401, v4's 403 token_rejected and 500 (answers.denial), explained in the client's
     language unless explanations are off (the original's bare answers)."""
     lang = explain.pick_language(req.headers.get("accept-language"), lang)
-    return from_answer(answers.denial(d, req.path, lang, explained))
+    return from_answer(memo.denial(d, req.path, lang, explained))  # answers.denial, once per distinct decision
 
 
 def gate_error() -> http.Response:

@@ -30,6 +30,10 @@ the tests that exercise it fail at once.
 * ``bodies``: a compressed body cut short (``decode_prefix``, ``encode``):
   zstd is ``zstandard`` up to 11.x, ``compression.zstd`` from 12.0; mitmproxy's
   two log lines for each streamed flow dropped (``quiet_stream_lines``).
+* ``events``: mitmproxy's event names (``event_names``, for the Dispatcher),
+  and the gate's log records kept out of the deprecated ``add_log`` event
+  (``keep_out_of_add_log``, ``let_into_add_log``: a filter on mitmproxy's
+  ``LegacyLogEvents`` handler; the terminal and mitmweb's event log still show them).
 * ``contentview``: ``add_contentview``, ``remove_contentview`` (11.x
   ``contentviews.View``, 12.x the ``Contentview`` protocol) and mitmweb's
   @focus (``focus``).
@@ -38,6 +42,7 @@ the tests that exercise it fail at once.
 from authgate.mitmproxy_compat.bodies import decode_prefix, encode, quiet_stream_lines
 from authgate.mitmproxy_compat.connections import answer_now, close_client, close_leaked, cut
 from authgate.mitmproxy_compat.contentview import add_contentview, focus, remove_contentview
+from authgate.mitmproxy_compat.events import event_names, keep_out_of_add_log, let_into_add_log
 from authgate.mitmproxy_compat.http1_guards import (
     CUT,
     HEAD_LIMIT,
@@ -59,8 +64,8 @@ from authgate.mitmproxy_compat.web import stylesheet, web_app, web_has_password
 __all__ = [
     "CUT", "HEAD_LIMIT", "PIPELINED_LIMIT", "REFUSED", "UPGRADE_REFUSED", "add_contentview", "announce",
     "answer_instead", "answer_now", "close_client", "close_leaked", "configure_guards", "cut", "decode_prefix",
-    "encode", "error_page_status", "explicit", "first_bytes", "focus", "follow_default", "forget", "hold_start",
-    "install", "quiet_stream_lines", "refuse_connection",
+    "encode", "error_page_status", "event_names", "explicit", "first_bytes", "focus", "follow_default", "forget",
+    "hold_start", "install", "keep_out_of_add_log", "let_into_add_log", "quiet_stream_lines", "refuse_connection",
     "remove_contentview", "show_option", "start_listeners", "stylesheet", "uninstall", "unwatch_listen_errors",
     "watch_listen_errors", "web_app", "web_has_password",
 ]

@@ -47,6 +47,7 @@ from mitmproxy.proxy import commands, events
 from mitmproxy.utils import human
 
 try:
+    from h11._readers import ChunkedReader  # mitmproxy's reader of a chunked body (11.0 to 12.3)
     from mitmproxy.proxy.layers.http import _http1
     from mitmproxy.proxy.layers.http._base import ReceiveHttp
     from mitmproxy.proxy.layers.http._events import (
@@ -57,6 +58,7 @@ try:
     )
 except ImportError:  # pragma: no cover - a mitmproxy without these internals
     _http1 = ReceiveHttp = RequestData = RequestProtocolError = ResponseHeaders = ResponseProtocolError = None
+    ChunkedReader = None
 
 log = logging.getLogger("authgate")
 
@@ -90,9 +92,16 @@ _head_refused: list[str] = []  # the kind head() named, from read_request_head t
 
 def _send(self, event):
     """Http1Server.send: the gate's answer instead of mitmproxy's error page (an upstream
-    failure's, or the 400 for a request mitmproxy refused itself)."""
-    if (isinstance(event, ResponseProtocolError)
-            and (not self.response or self.response.status_code == 100)  # a 100 Continue is no answer yet
+    failure's, or the 400 for a request mitmproxy refused itself). Anything else goes to
+    mitmproxy's own generator as it is (no generator of the gate's in between: this runs
+    for every event sent to every client)."""
+    if isinstance(event, ResponseProtocolError):
+        return _send_answer(self, event)
+    return _originals["Http1Server", "send"](self, event)
+
+
+def _send_answer(self, event):
+    if ((not self.response or self.response.status_code == 100)  # a 100 Continue is no answer yet
             and (status := error_page_status(event.code)) is not None
             and self.conn.state & ConnectionState.CAN_WRITE):
         answer = _answers.pop(self.conn.id, None)
@@ -204,11 +213,19 @@ def _refuse(self, kind: str, flow_error: bool):
 
 
 def _read_body(self, event):
-    """Http1Connection.read_body: trailers answered (never a crash); a chunked request body counted."""
+    """Http1Connection.read_body: trailers answered (never a crash); a chunked request body
+    counted. Only a chunked body can carry trailers or grow unannounced: any other goes to
+    mitmproxy's own generator as it is."""
+    if type(getattr(self, "body_reader", None)) is not ChunkedReader:
+        return _originals["Http1Connection", "read_body"](self, event)
+    return _read_chunked(self, event)
+
+
+def _read_chunked(self, event):
     server = isinstance(self, _http1.Http1Server)
     limit = _guards["body_limit"] if server else None
     try:
-        if limit is None or "chunked" not in self.request.headers.get("transfer-encoding", "").lower():
+        if limit is None:
             yield from _originals["Http1Connection", "read_body"](self, event)
             return
         seen = self.__dict__.get("_authgate_body")
@@ -338,10 +355,13 @@ def _wait(self, event):
     """Http1Connection.wait: a client sending more than PIPELINED_LIMIT ahead is closed."""
     if (isinstance(event, events.DataReceived) and len(self.buf) > PIPELINED_LIMIT
             and isinstance(self, _http1.Http1Server)):
-        yield commands.CloseConnection(self.conn)  # a response may be on its way: no second answer
-        self.state = self.done
-        return
-    yield from _originals["Http1Connection", "wait"](self, event)
+        return _close(self)
+    return _originals["Http1Connection", "wait"](self, event)
+
+
+def _close(self):
+    yield commands.CloseConnection(self.conn)  # a response may be on its way: no second answer
+    self.state = self.done
 
 
 _WRAPPERS = (("Http1Server", "send", _send), ("Http1Connection", "read_body", _read_body),

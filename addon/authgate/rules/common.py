@@ -8,7 +8,6 @@ No mitmproxy import.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
 MODES = ("off", "strict", "all_except_health", "auto")
@@ -27,8 +26,7 @@ class Policy(Protocol):
     # v4 reads also admin_password (str or None), with getattr: a faq policy needs only the above.
 
 
-@dataclass(frozen=True, slots=True)
-class RequestView:
+class RequestView(NamedTuple):  # immutable, and built for every request: a NamedTuple is cheaper than a frozen dataclass
     method: str
     path: str  # origin-form request target, query string included
     headers: tuple[tuple[bytes, bytes], ...]  # raw (name, value) pairs in wire order

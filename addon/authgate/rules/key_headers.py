@@ -16,6 +16,7 @@ import re
 # Priority order of the key headers; names as the FAQ writes them.
 KEY_HEADERS = ("Authorization", "x-api-key", "x-goog-api-key")
 _KEY_HEADERS_LOWER = {name.lower().encode(): name for name in KEY_HEADERS}
+_KEY_NAME_LENGTHS = frozenset(len(name) for name in KEY_HEADERS)  # a cheap test before lower(), on every header
 _BEARER = b"Bearer "
 
 # The http crate's HeaderValue::to_str() accepts only visible ASCII and tab;
@@ -34,9 +35,10 @@ def first_values(headers: tuple[tuple[bytes, bytes], ...]) -> dict[str, bytes]:
     """First value of each key header present (names are case-insensitive)."""
     found: dict[str, bytes] = {}
     for name, value in headers:
-        canonical = _KEY_HEADERS_LOWER.get(name.lower())
-        if canonical is not None and canonical not in found:
-            found[canonical] = value
+        if len(name) in _KEY_NAME_LENGTHS:
+            canonical = _KEY_HEADERS_LOWER.get(name.lower())
+            if canonical is not None and canonical not in found:
+                found[canonical] = value
     return found
 
 
